@@ -1,0 +1,109 @@
+"""Emulated time for the exchange and everything attached to it.
+
+The exchange advances the clock one audio frame (20 ms) at a time, so every
+emulated device sees the same time however busy the host is. ``speed`` says
+how many emulated seconds pass per real second: 1 for demos and benchmarks,
+20 or more for tests. When the host falls behind, emulated time lags real time
+rather than skipping frames: audio is never dropped to keep up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+
+RATE = 8000
+"""Samples per second on every emulated line."""
+FRAME = 160
+"""Samples per tick: 20 ms at 8 kHz."""
+FRAME_SECONDS = FRAME / RATE
+
+
+class EmuClock:
+    """Frame-driven emulated time with sleepers and timers."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError(f"clock speed must be positive, got {speed!r}")
+        self.speed = float(speed)
+        self.frame = 0
+        self._timers: list[tuple[int, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    @property
+    def now(self) -> float:
+        """Emulated seconds since the exchange started."""
+        return self.frame * FRAME_SECONDS
+
+    def frames(self, seconds: float) -> int:
+        """Whole frames in ``seconds`` of emulated time (at least 0)."""
+        return max(0, round(seconds / FRAME_SECONDS))
+
+    def real(self, seconds: float) -> float:
+        """Real seconds that ``seconds`` of emulated time take at this speed."""
+        return seconds / self.speed
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` (from the tick) after ``seconds`` of emulated time."""
+        due = self.frame + max(1, self.frames(seconds))
+        timer = Timer(callback)
+        heapq.heappush(self._timers, (due, next(self._seq), timer._fire))
+        return timer
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of emulated time."""
+        fut = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        timer = self.call_later(seconds, wake)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+
+    def advance(self) -> None:
+        """Move one frame on and fire the timers that are due."""
+        self.frame += 1
+        while self._timers and self._timers[0][0] <= self.frame:
+            _, _, fire = heapq.heappop(self._timers)
+            fire()
+
+    async def run(self, tick: Callable[[], None]) -> None:
+        """Call ``tick`` once per frame, paced to ``speed`` against real time."""
+        start = time.monotonic()
+        first = self.frame
+        while True:
+            tick()
+            self.advance()
+            deadline = start + (self.frame - first) * FRAME_SECONDS / self.speed
+            delay = deadline - time.monotonic()
+            # Yield every frame even when behind, so pty I/O and the host's
+            # tasks keep moving while the emulator catches up.
+            await asyncio.sleep(max(0.0, delay))
+
+
+class Timer:
+    """A cancellable callback scheduled on an :class:`EmuClock`."""
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self._callback: Callable[[], None] | None = callback
+
+    def cancel(self) -> None:
+        self._callback = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._callback is None
+
+    def _fire(self) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback()
