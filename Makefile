@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LINT_PATHS := daemon1521 tests $(wildcard benchmarks/*.py)
 
 .PHONY: demo test lint format system-deps clean
 
@@ -19,16 +20,16 @@ demo: system-deps $(STAMP)
 	$(BIN)/daemon1521 demo
 
 test: system-deps $(STAMP)
-	$(BIN)/ruff check daemon1521 tests benchmarks
-	$(BIN)/ruff format --check daemon1521 tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check daemon1521 tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
 
 format: $(STAMP)
-	$(BIN)/ruff format daemon1521 tests benchmarks
-	$(BIN)/ruff check --fix daemon1521 tests benchmarks
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,44 @@
+"""The emulator's clock: frame-driven emulated time."""
+
+import asyncio
+
+import pytest
+
+from daemon1521.emulator.clock import FRAME_SECONDS, EmuClock
+
+
+def test_timers_fire_in_order_of_emulated_time():
+    clock = EmuClock()
+    fired: list[str] = []
+    clock.call_later(0.10, lambda: fired.append("b"))
+    clock.call_later(0.04, lambda: fired.append("a"))
+    cancelled = clock.call_later(0.06, lambda: fired.append("x"))
+    cancelled.cancel()
+    for _ in range(10):
+        clock.advance()
+    assert fired == ["a", "b"]
+    assert clock.now == pytest.approx(10 * FRAME_SECONDS)
+
+
+def test_bad_speed_is_refused():
+    with pytest.raises(ValueError, match="speed"):
+        EmuClock(speed=0)
+
+
+async def test_run_paces_and_sleep_wakes_at_emulated_time():
+    clock = EmuClock(speed=50)
+    ticks = 0
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+
+    runner = asyncio.create_task(clock.run(tick))
+    try:
+        await clock.sleep(1.0)
+        assert clock.now >= 1.0
+        assert ticks == clock.frame
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
