@@ -16,6 +16,9 @@ from daemon1521 import __version__
 COMMANDS: dict[str, str] = {
     "emulate": "daemon1521.commands.emulate:emulate",
     "demo": "daemon1521.commands.demo:demo",
+    "bills": "daemon1521.commands.bills:bills",
+    "say": "daemon1521.commands.say:say",
+    "prompts": "daemon1521.commands.prompts:prompts",
 }
 
 
