@@ -1,0 +1,337 @@
+"""DTMF generation and detection, and single-frequency call-progress tone detection.
+
+Key presses travel through the emulated exchange, and later the real lines, as
+dual tones, so both ends need a generator and a detector that agree with ITU-T
+Q.23 / Q.24: presses of 40 ms or more are detected, bursts of 20 ms or less
+are not, a gap of 40 ms splits two presses of the same key, and a 10 ms
+interruption does not.
+
+Both detectors work on a fixed grid of overlapping analysis windows counted
+from the first sample ever fed, so their output does not depend on how the
+input was chunked: feeding a stream in one piece or sample by sample gives
+the same events at the same sample indices.
+
+DTMF detection, per 20 ms window every 5 ms:
+
+- the power at each of the eight DTMF frequencies, taken as the best of
+  three single-frequency DFT probes (nominal and +/-1.5 %, the Q.24 frequency
+  tolerance), all windows at once as one matrix product;
+- one row and one column tone, each at least -36 dBm0 and 6 dB above every
+  other tone of its group;
+- twist (column level minus row level) within +/-10 dB, so that 8 dB of
+  twist is accepted even in noise;
+- the two tones carry at least 75 % of the window's power: speech, noise and
+  partly filled windows fail this, which is also what makes the duration
+  limits sharp (a window must be three-quarters tone);
+- no second harmonic within 10 dB of either fundamental (speech rejection),
+  measured by a least-squares fit of both tones and both harmonics together,
+  because the second harmonics of the row tones lie within 70 Hz of the
+  column tones and a plain probe would mistake the column tone's leakage for
+  a harmonic;
+- four consecutive valid windows of one key make a press (``down``), six
+  windows without it a release (``up``).
+
+Levels follow the convention of :mod:`daemon1521.audio.tones`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from daemon1521.audio.tones import DBM0_POWER, RATE, amplitude, sines, to_int16
+
+KEYS = "123A456B789C*0#D"
+ROW_FREQS = (697, 770, 852, 941)
+COL_FREQS = (1209, 1336, 1477, 1633)
+DTMF_FREQS: dict[str, tuple[int, int]] = {
+    key: (ROW_FREQS[i // 4], COL_FREQS[i % 4]) for i, key in enumerate(KEYS)
+}
+
+# --- DTMF detector tuning (at 8000 Hz; scaled for other rates) ----------------
+DTMF_WINDOW_S = 0.020
+DTMF_HOP_S = 0.005
+DTMF_OFFSETS = (-0.015, 0.0, 0.015)
+DTMF_MIN_TONE_DBM0 = -36.0
+DTMF_DOMINANCE_DB = 6.0
+DTMF_MAX_TWIST_DB = 10.0
+DTMF_MIN_PURITY = 0.75
+DTMF_HARMONIC_DB = 10.0
+DTMF_DOWN_WINDOWS = 4
+DTMF_UP_WINDOWS = 6
+
+# --- call-progress tone detector tuning ----------------------------------------
+TONE_WINDOW_S = 0.032
+TONE_HOP_S = 0.010
+TONE_OFFSETS = (-0.015, 0.0, 0.015)
+TONE_MIN_PURITY = 0.7
+TONE_ON_WINDOWS = 6
+TONE_OFF_WINDOWS = 4
+
+
+def dtmf_tone(
+    key: str,
+    seconds: float,
+    level_dbm0: float = -7.0,
+    twist_db: float = 0.0,
+    rate: int = RATE,
+) -> np.ndarray:
+    """``seconds`` of the dual tone of ``key``.
+
+    ``level_dbm0`` is the power of the pair together (so 0 dBm0 never clips);
+    ``twist_db`` is the column (high-group) tone's level minus the row's.
+    """
+    try:
+        low, high = DTMF_FREQS[key.upper()]
+    except KeyError:
+        raise ValueError(f"not a DTMF key: {key!r}") from None
+    high_share = 1.0 / (1.0 + 10 ** (-twist_db / 10))
+    total = amplitude(level_dbm0)
+    amps = [total * np.sqrt(1.0 - high_share), total * np.sqrt(high_share)]
+    n = max(0, round(seconds * rate))
+    return to_int16(sines([low, high], amps, 0, n, rate))
+
+
+@dataclass(frozen=True)
+class DtmfEvent:
+    """A key pressed (``down``) or released (``up``), at the detector input's
+    sample index where that became certain."""
+
+    key: str
+    kind: Literal["down", "up"]
+    sample: int
+
+
+@dataclass(frozen=True)
+class ToneEvent:
+    """A call-progress tone starting (``on``) or stopping (``off``), at the
+    estimated sample index of that edge in the detector's input."""
+
+    kind: Literal["on", "off"]
+    sample: int
+
+
+class _Windows:
+    """Cuts a stream into windows of ``size`` samples ending every ``hop``
+    samples (first end at ``hop``, silence assumed before the stream)."""
+
+    def __init__(self, size: int, hop: int) -> None:
+        if not 0 < hop <= size:
+            raise ValueError(f"bad window {size} / hop {hop}")
+        self.size = size
+        self.hop = hop
+        self.reset()
+
+    def reset(self) -> None:
+        self._buf = np.zeros(self.size - self.hop, dtype=np.float64)
+        self._buf_start = -(self.size - self.hop)
+        self._next_end = self.hop
+        self.count = 0
+
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows completed by ``samples`` (one per row) and their end indices."""
+        x = np.asarray(samples).astype(np.float64).ravel()
+        self.count += len(x)
+        self._buf = np.concatenate((self._buf, x)) if len(x) else self._buf
+        if self.count < self._next_end:
+            return np.empty((0, self.size)), np.empty(0, dtype=np.int64)
+        m = (self.count - self._next_end) // self.hop + 1
+        first = self._next_end - self.size - self._buf_start
+        view = sliding_window_view(self._buf, self.size)
+        windows = view[first : first + (m - 1) * self.hop + 1 : self.hop]
+        ends = self._next_end + self.hop * np.arange(m, dtype=np.int64)
+        self._next_end += m * self.hop
+        keep_from = self._next_end - self.size
+        self._buf = self._buf[keep_from - self._buf_start :]
+        self._buf_start = keep_from
+        return windows, ends
+
+
+def _probe_basis(freqs: Sequence[float], size: int, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine and sine columns (size x len(freqs)) of single-frequency DFT probes."""
+    n = np.arange(size, dtype=np.float64)[:, None]
+    w = 2 * np.pi * np.asarray(freqs, dtype=np.float64)[None, :] / rate
+    return np.cos(w * n), np.sin(w * n)
+
+
+def _probe_power(windows: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Mean power of the sinusoid at each probe frequency, per window."""
+    size = windows.shape[1]
+    c = windows @ cos
+    s = windows @ sin
+    return (c * c + s * s) * (2.0 / (size * size))
+
+
+def _mean_power(windows: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", windows, windows) / windows.shape[1]
+
+
+class DtmfDetector:
+    """Streaming DTMF detector: feed samples, get key down/up events."""
+
+    def __init__(self, rate: int = RATE) -> None:
+        self.rate = rate
+        size = round(DTMF_WINDOW_S * rate)
+        self._win = _Windows(size, round(DTMF_HOP_S * rate))
+        freqs = [f * (1 + o) for f in (*ROW_FREQS, *COL_FREQS) for o in DTMF_OFFSETS]
+        self._probe_freqs = np.asarray(freqs)
+        self._cos, self._sin = _probe_basis(freqs, size, rate)
+        self._fits: dict[tuple[int, int], np.ndarray] = {}
+        self._min_power = DBM0_POWER * 10 ** (DTMF_MIN_TONE_DBM0 / 10)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all input: the next sample fed is sample 0 again."""
+        self._win.reset()
+        self._key: str | None = None
+        self._cand = -1
+        self._run = 0
+        self._miss = 0
+
+    @property
+    def key(self) -> str | None:
+        """The key currently held down, if any."""
+        return self._key
+
+    def feed(self, samples: np.ndarray) -> list[DtmfEvent]:
+        """Take the next samples of the stream; return the presses and releases they complete."""
+        windows, ends = self._win.push(samples)
+        if len(ends) == 0:
+            return []
+        keys = self._classify(windows)
+        if self._key is None and not (keys >= 0).any():
+            self._cand = -1
+            self._run += len(keys)
+            return []
+        events: list[DtmfEvent] = []
+        for end, k in zip(ends.tolist(), keys.tolist(), strict=True):
+            if k == self._cand:
+                self._run += 1
+            else:
+                self._cand, self._run = k, 1
+            if self._key is not None:
+                if k >= 0 and KEYS[k] == self._key:
+                    self._miss = 0
+                else:
+                    self._miss += 1
+                    if self._miss >= DTMF_UP_WINDOWS:
+                        events.append(DtmfEvent(self._key, "up", end))
+                        self._key = None
+            if self._key is None and self._cand >= 0 and self._run >= DTMF_DOWN_WINDOWS:
+                self._key = KEYS[self._cand]
+                self._miss = 0
+                events.append(DtmfEvent(self._key, "down", end))
+        return events
+
+    def _classify(self, windows: np.ndarray) -> np.ndarray:
+        """Key index (into KEYS) per window, -1 where no valid DTMF."""
+        m = len(windows)
+        probes = _probe_power(windows, self._cos, self._sin).reshape(m, 8, len(DTMF_OFFSETS))
+        best_offset = probes.argmax(axis=2)
+        power = probes.max(axis=2)
+        rows, cols = power[:, :4], power[:, 4:]
+        row = rows.argmax(axis=1)
+        col = cols.argmax(axis=1)
+        idx = np.arange(m)
+        pr = rows[idx, row]
+        pc = cols[idx, col]
+        dominance = 10 ** (DTMF_DOMINANCE_DB / 10)
+        twist = 10 ** (DTMF_MAX_TWIST_DB / 10)
+        ok = (pr >= self._min_power) & (pc >= self._min_power)
+        ok &= pr >= dominance * np.sort(rows, axis=1)[:, -2]
+        ok &= pc >= dominance * np.sort(cols, axis=1)[:, -2]
+        ok &= (pc <= twist * pr) & (pr <= twist * pc)
+        ok &= pr + pc >= DTMF_MIN_PURITY * _mean_power(windows)
+        keys = np.where(ok, row * 4 + col, -1)
+        if ok.any():
+            n_off = len(DTMF_OFFSETS)
+            row_probe = row * n_off + best_offset[idx, row]
+            col_probe = (4 + col) * n_off + best_offset[idx, 4 + col]
+            for i in np.flatnonzero(ok):
+                if not self._harmonics_low(windows[i], int(row_probe[i]), int(col_probe[i])):
+                    keys[i] = -1
+        return keys
+
+    def _harmonics_low(self, window: np.ndarray, row_probe: int, col_probe: int) -> bool:
+        """True when neither tone has a second harmonic within DTMF_HARMONIC_DB."""
+        pinv = self._fits.get((row_probe, col_probe))
+        if pinv is None:
+            f = self._probe_freqs
+            freqs = [f[row_probe], f[col_probe], 2 * f[row_probe], 2 * f[col_probe]]
+            cos, sin = _probe_basis(freqs, len(window), self.rate)
+            pinv = np.linalg.pinv(np.hstack((cos, sin)))
+            self._fits[(row_probe, col_probe)] = pinv
+        coef = pinv @ window
+        p = coef[:4] ** 2 + coef[4:] ** 2
+        limit = 10 ** (-DTMF_HARMONIC_DB / 10)
+        return bool(p[2] <= limit * p[0] and p[3] <= limit * p[1])
+
+
+class ToneDetector:
+    """Streaming detector of one call-progress tone (e.g. 425 Hz) as on/off edges.
+
+    A window counts as tone when the tone is at least ``min_level_dbm0`` and
+    carries 70 % of the window's power, which rejects DTMF, speech and noise.
+    The tone must last about 60 ms to be reported. Edges are reported once
+    certain but dated where they happened (within about 10 ms), so cadences
+    can be measured from the event samples.
+    """
+
+    def __init__(self, freq: float, rate: int = RATE, min_level_dbm0: float = -35.0) -> None:
+        self.freq = float(freq)
+        self.rate = rate
+        size = round(TONE_WINDOW_S * rate)
+        hop = round(TONE_HOP_S * rate)
+        self._win = _Windows(size, hop)
+        self._cos, self._sin = _probe_basis([freq * (1 + o) for o in TONE_OFFSETS], size, rate)
+        self._min_power = DBM0_POWER * 10 ** (min_level_dbm0 / 10)
+        # a window is valid when about TONE_MIN_PURITY of it is tone, so the
+        # first valid window ends that far into the tone (on average half a
+        # hop later), and the last one ends that far before its end
+        self._on_lag = round(TONE_MIN_PURITY * size + hop / 2)
+        self._off_lag = round((1 - TONE_MIN_PURITY) * size - hop / 2)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all input: the next sample fed is sample 0 again."""
+        self._win.reset()
+        self._on = False
+        self._run = 0
+        self._run_first_end = 0
+        self._last_valid_end = 0
+
+    @property
+    def on(self) -> bool:
+        """Whether the tone is present (as far as confirmed)."""
+        return self._on
+
+    def feed(self, samples: np.ndarray) -> list[ToneEvent]:
+        """Take the next samples of the stream; return the edges they confirm."""
+        windows, ends = self._win.push(samples)
+        if len(ends) == 0:
+            return []
+        power = _probe_power(windows, self._cos, self._sin).max(axis=1)
+        valid = (power >= self._min_power) & (power >= TONE_MIN_PURITY * _mean_power(windows))
+        events: list[ToneEvent] = []
+        for end, v in zip(ends.tolist(), valid.tolist(), strict=True):
+            if v == self._on:
+                self._run = 0
+                if v:
+                    self._last_valid_end = end
+                continue
+            if self._run == 0:
+                self._run_first_end = end
+            self._run += 1
+            if v:
+                self._last_valid_end = end
+            if not self._on and self._run >= TONE_ON_WINDOWS:
+                self._on, self._run = True, 0
+                events.append(ToneEvent("on", max(0, self._run_first_end - self._on_lag)))
+            elif self._on and self._run >= TONE_OFF_WINDOWS:
+                self._on, self._run = False, 0
+                events.append(ToneEvent("off", self._last_valid_end - self._off_lag))
+        return events
