@@ -11,6 +11,7 @@ import importlib
 import click
 
 from daemon1521 import __version__
+from daemon1521.logs import setup_logging
 
 # name -> "module:attribute" of the click command or group.
 COMMANDS: dict[str, str] = {
@@ -37,5 +38,13 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="daemon1521")
-def main() -> None:
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    envvar="DAEMON1521_LOG_LEVEL",
+)
+def main(log_level: str) -> None:
     """daemon1521: the 1521 bill-payment line on analog voice modems."""
+    setup_logging(log_level)
