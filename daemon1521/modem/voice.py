@@ -1,0 +1,745 @@
+"""VoiceModem: the one API the upper layers use to drive a voice modem.
+
+Open, identify, initialise, wait for a call, answer, play with barge-in,
+collect keys, send DTMF, dial, hang up, reset. One operation at a time, and
+clean events whatever the chip: one key per press (:mod:`.keys`), one
+:class:`~.linewatch.HungUp` whatever the evidence (:mod:`.linewatch`).
+
+Time: every duration here is in modem seconds; ``time_scale`` divides them
+into real seconds, so the same code drives a real modem (1) and an emulated
+one running many times faster.
+
+Failures: a modem that stops answering is reset (DTR drop where the port
+supports it, ``ATZ``, re-initialisation) and the operation raises
+:class:`ModemNotResponding`; a port that fails raises :class:`CallEnded`
+during a call and :class:`PortError` otherwise, and :meth:`VoiceModem.reopen`
+brings it back when the device returns. Nothing waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from loguru import logger
+
+from daemon1521.audio import codecs
+from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring
+from daemon1521.modem.dle import CANCEL_TX, END_TX, DleEvent
+from daemon1521.modem.errors import AtError, AtTimeout, ModemError, PortError
+from daemon1521.modem.keys import DtmfFramer
+from daemon1521.modem.linewatch import HungUp, LineWatch
+from daemon1521.modem.profile import (
+    FirmwareProfile,
+    identify,
+    load_profiles,
+    parse_vsm_listing,
+)
+from daemon1521.modem.transport import Port, open_port
+
+DialResult = Literal["answered", "busy", "no_answer", "no_dialtone", "failed"]
+State = Literal["closed", "idle", "in_call", "down"]
+
+RING_GAP = 8.0
+"""Seconds without a ring after which a half-counted call is forgotten (cadence 1 s/4 s)."""
+DTR_DROP = 0.5
+LISTEN_SLICE = 0.5
+"""Seconds between checks of a listening stream when nothing arrives."""
+KEY_TONE_MS = 120
+STREAMING_CODECS = frozenset(codecs.CODECS)
+
+
+class NotResponding(ModemError):
+    """The modem stopped answering and could not be brought back by a reset."""
+
+
+ModemNotResponding = NotResponding
+
+
+class CallEnded(ModemError):
+    """The call is over (the far end hung up, or the line failed)."""
+
+    def __init__(self, hung_up: HungUp) -> None:
+        self.hung_up = hung_up
+        super().__init__(f"call ended: {hung_up.reason}")
+
+
+@dataclass(frozen=True)
+class ModemInfo:
+    """What the modem said about itself, and what the driver chose for it."""
+
+    url: str
+    profile: str
+    matched_by: str
+    manufacturer: str
+    model: str
+    firmware: str
+    ati0: str
+    ati3: str
+    usb_id: tuple[int, int] | None
+    codecs: tuple[str, ...]
+    codec: str
+    codec_code: int
+    caller_id: bool
+    full_duplex: bool
+
+    def as_dict(self) -> dict[str, object]:
+        data = dict(self.__dict__)
+        data["usb_id"] = f"{self.usb_id[0]:04x}:{self.usb_id[1]:04x}" if self.usb_id else None
+        data["codecs"] = list(self.codecs)
+        return data
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """A call that has rung ``rings`` times; ``caller`` is None without caller ID."""
+
+    rings: int
+    caller: CallerInfo | None = None
+
+    @property
+    def number(self) -> str | None:
+        return self.caller.number if self.caller and self.caller.status == "number" else None
+
+
+@dataclass
+class _Call:
+    watch: LineWatch
+    answered_at: float = 0.0
+    keys: deque[str] = field(default_factory=deque)
+
+
+class VoiceModem:
+    """A voice modem on one port; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        profile: str = "auto",
+        profiles: Sequence[FirmwareProfile] | None = None,
+        profiles_dir: str | Path | None = None,
+        region: str | None = None,
+        rtscts: bool = False,
+        baudrate: int = 115200,
+        time_scale: float = 1.0,
+        rings_to_answer: int = 2,
+        silence_hangup: float = 30.0,
+        tone_hz: float = 425.0,
+    ) -> None:
+        if rings_to_answer < 1:
+            raise ValueError("rings_to_answer must be at least 1")
+        self.url = url
+        self.profile_name = profile
+        self.profiles = list(profiles) if profiles is not None else load_profiles(profiles_dir)
+        self.region = region
+        self.rtscts = rtscts
+        self.baudrate = baudrate
+        self.time_scale = time_scale
+        self.rings_to_answer = rings_to_answer
+        self.silence_hangup = silence_hangup
+        self.tone_hz = tone_hz
+        self.profile: FirmwareProfile = self._named_profile("generic-v253")
+        self.info: ModemInfo | None = None
+        self.codec = "u8"
+        self.state: State = "closed"
+        self._port: Port | None = None
+        self._engine: AtEngine | None = None
+        self._op = asyncio.Lock()
+        self._framer = DtmfFramer()
+        self._call: _Call | None = None
+        self._codec_code = 1
+        self._codec_names: tuple[str, ...] = ()
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def open(self) -> ModemInfo:
+        """Open the port, identify the modem and initialise it for voice."""
+        async with self._op:
+            await self._connect()
+            return await self._identify_and_init()
+
+    async def close(self) -> None:
+        """Hang up if needed and close the port. Idempotent."""
+        async with self._op:
+            if self.state == "in_call":
+                with contextlib.suppress(ModemError, OSError):
+                    await self._hang_up()
+            await self._disconnect()
+            self.state = "closed"
+
+    async def __aenter__(self) -> VoiceModem:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def reopen(self, timeout: float | None = None, interval: float = 1.0) -> ModemInfo:
+        """Open the port again after it failed, retrying until it returns.
+
+        Raises :class:`PortError` when ``timeout`` (modem seconds) runs out.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + self._real(timeout)
+        delay = interval
+        async with self._op:
+            await self._disconnect()
+            while True:
+                try:
+                    await self._connect()
+                    return await self._identify_and_init()
+                except (PortError, NotResponding, AtTimeout, AtError) as exc:
+                    await self._disconnect()
+                    self.state = "down"
+                    if deadline is not None and loop.time() + self._real(delay) > deadline:
+                        raise PortError(f"{self.url}: did not come back: {exc}") from None
+                    logger.info("{}: not back yet ({}); retrying", self.url, type(exc).__name__)
+                    await asyncio.sleep(self._real(delay))
+                    delay = min(delay * 2, 30.0)
+
+    @property
+    def in_call(self) -> bool:
+        return self.state == "in_call"
+
+    # -- identification and initialisation -------------------------------------
+
+    async def identify(self) -> ModemInfo:
+        async with self._op:
+            return await self._identify_and_init()
+
+    async def initialise(self) -> None:
+        """Reset the modem and set it up for voice (caller ID always re-enabled)."""
+        async with self._op:
+            await self._initialise()
+
+    async def reset(self) -> None:
+        """Drop DTR where the port allows it, then reset and initialise."""
+        async with self._op:
+            await self._reset()
+
+    # -- incoming calls ----------------------------------------------------------
+
+    async def wait_for_call(self, timeout: float | None = None) -> IncomingCall | None:
+        """Wait until a call has rung ``rings_to_answer`` times; None on timeout.
+
+        Caller ID arrives between the first and second ring; a call that stops
+        ringing before the count is reached is forgotten.
+        """
+        async with self._op:
+            engine = self._usable()
+            loop = asyncio.get_running_loop()
+            deadline = None if timeout is None else loop.time() + self._real(timeout)
+            rings = 0
+            caller: CallerInfo | None = None
+            last_ring = 0.0
+            while True:
+                wait = None if deadline is None else max(0.0, deadline - loop.time())
+                if rings:
+                    gap = last_ring + self._real(RING_GAP) - loop.time()
+                    wait = gap if wait is None else min(wait, gap)
+                try:
+                    event = await asyncio.wait_for(engine.events.get(), wait)
+                except TimeoutError:
+                    if deadline is not None and loop.time() >= deadline:
+                        return None
+                    logger.debug("{}: ringing stopped after {} ring(s)", self.url, rings)
+                    rings, caller = 0, None
+                    continue
+                if isinstance(event, PortDown):
+                    self.state = "down"
+                    raise PortError(f"{self.url}: {event.reason}")
+                if isinstance(event, CallerInfo):
+                    caller = event
+                elif isinstance(event, Ring) or (isinstance(event, DleEvent) and event.code == "R"):
+                    rings += 1
+                    last_ring = loop.time()
+                    if rings >= self.rings_to_answer:
+                        # caller ID after this ring would be too late to use
+                        return IncomingCall(rings, caller)
+
+    async def answer(self) -> None:
+        """Go off hook on a ringing line and start a call."""
+        async with self._op:
+            engine = self._usable()
+            self._start_call()
+            for command in self.profile.commands.answer:
+                await self._command(command, self.profile.timeouts.answer)
+            assert self._call is not None
+            self._call.answered_at = asyncio.get_running_loop().time()
+            self._drain_events(engine)
+
+    # -- in a call ---------------------------------------------------------------
+
+    async def play(self, audio: bytes, *, barge_in: bool = True) -> str | None:
+        """Play ``audio`` (already in :attr:`codec`); return the key that stopped it.
+
+        With ``barge_in`` the first key press cancels playback at once
+        (``DLE CAN``) and is returned; keys typed earlier skip the prompt
+        altogether (type-ahead) and stay queued for :meth:`next_key`. Without
+        it, keys pressed meanwhile are queued. Raises :class:`CallEnded`.
+        """
+        async with self._op:
+            call = self._in_call()
+            self._drain_events(self._usable())
+            if barge_in and call.keys:
+                return None
+            if not audio:
+                return None
+            return await self._play(call, audio, barge_in)
+
+    async def next_key(self, timeout: float) -> str | None:
+        """The next key press (typed ahead, or within ``timeout``); None on timeout."""
+        async with self._op:
+            call = self._in_call()
+            self._drain_events(self._usable())
+            if call.keys:
+                return call.keys.popleft()
+            return await self._listen(call, timeout)
+
+    def pending_keys(self) -> int:
+        return len(self._call.keys) if self._call else 0
+
+    def flush_keys(self) -> None:
+        """Forget keys typed ahead (e.g. before a question that must not take them)."""
+        if self._call:
+            self._call.keys.clear()
+
+    async def send_dtmf(self, keys: str, *, tone_ms: int = KEY_TONE_MS) -> None:
+        """Send ``keys`` as DTMF tones on the line; never logged (they may be a PIN)."""
+        if not keys or any(k not in "0123456789*#ABCD" for k in keys):
+            raise ValueError("DTMF keys must be 0-9 * # A-D")
+        async with self._op:
+            self._in_call()
+            units = max(1, round(tone_ms / 10))
+            tones = ",".join(f"{{{k},{units}}}" for k in keys)
+            duration = len(keys) * tone_ms * 2 / 1000
+            await self._command(
+                self.profile.commands.tones.format(tones=tones),
+                self.profile.timeouts.command + duration,
+            )
+
+    async def dial(self, number: str, timeout: float | None = None) -> DialResult:
+        """Go off hook and dial; the result of call progress, as the chip reports it."""
+        if not number or any(c not in "0123456789*#,ABCDW" for c in number):
+            raise ValueError("a dial string is digits, * # and , pauses")
+        async with self._op:
+            engine = self._usable()
+            self._start_call()
+            limit = timeout if timeout is not None else self.profile.timeouts.dial
+            commands = self.profile.commands.dial
+            try:
+                for command in commands[:-1]:
+                    await self._command(command.format(number=number), limit)
+                response = await self._command(
+                    commands[-1].format(number=number),
+                    limit,
+                    expect=("OK", "VCON", "BUSY", "NO ANSWER", "NO DIALTONE", "NO CARRIER"),
+                )
+            except (AtError, NotResponding):
+                await self._end_call_quietly()
+                return "failed"
+            result: DialResult = {
+                "OK": "answered",
+                "VCON": "answered",
+                "BUSY": "busy",
+                "NO ANSWER": "no_answer",
+                "NO CARRIER": "no_answer",
+                "NO DIALTONE": "no_dialtone",
+            }.get(response.final, "failed")  # type: ignore[assignment]
+            if result != "answered":
+                await self._end_call_quietly()
+            else:
+                assert self._call is not None
+                self._call.answered_at = asyncio.get_running_loop().time()
+                self._drain_events(engine)
+            return result
+
+    async def hang_up(self) -> None:
+        """Go on hook and get ready for the next call (caller ID re-enabled)."""
+        async with self._op:
+            await self._hang_up()
+
+    # -- internals: connection ---------------------------------------------------
+
+    async def _connect(self) -> None:
+        self._port = await open_port(self.url, self.baudrate, self.rtscts)
+        self._engine = AtEngine(
+            self._port, time_scale=self.time_scale, dle_sub=self.profile.capabilities.dle_sub
+        )
+        await self._engine.start()
+
+    async def _disconnect(self) -> None:
+        engine, port = self._engine, self._port
+        self._engine, self._port, self._call = None, None, None
+        if engine is not None:
+            with contextlib.suppress(Exception):
+                await engine.close()
+        if port is not None:
+            with contextlib.suppress(Exception):
+                await port.close()
+
+    def _usable(self) -> AtEngine:
+        if self._engine is None:
+            raise PortError(f"{self.url}: the port is not open")
+        if not self._engine.alive:
+            self.state = "down"
+            raise PortError(f"{self.url}: the port has failed")
+        return self._engine
+
+    async def _identify_and_init(self) -> ModemInfo:
+        # Talk first: a modem left in a data stream or with echo on must
+        # still answer; a reset gives a known state before asking anything.
+        await self._command(self.profile.commands.reset, self.profile.timeouts.reset, retries=2)
+        ati0 = await self._ask("ATI0")
+        ati3 = await self._ask("ATI3")
+        gmi = await self._ask("AT+GMI")
+        gmm = await self._ask("AT+GMM")
+        gmr = await self._ask("AT+GMR")
+        assert self._port is not None
+        usb_id = self._port.usb_id
+        if self.profile_name == "auto":
+            self.profile, matched_by = identify(self.profiles, ati3, gmm, gmi, usb_id)
+        else:
+            self.profile, matched_by = self._named_profile(self.profile_name), "configured"
+        self._framer = DtmfFramer(self.profile.dtmf.framing)
+        await self._initialise()
+        caller_id = bool(self.profile.callerid.enable)
+        self.info = ModemInfo(
+            url=self.url,
+            profile=self.profile.name,
+            matched_by=matched_by,
+            manufacturer=_strip_prefix(gmi),
+            model=_strip_prefix(gmm),
+            firmware=_strip_prefix(gmr),
+            ati0=ati0,
+            ati3=ati3,
+            usb_id=usb_id,
+            codecs=self._codec_names,
+            codec=self.codec,
+            codec_code=self._codec_code,
+            caller_id=caller_id,
+            full_duplex=self.profile.capabilities.full_duplex,
+        )
+        logger.info(
+            "{}: {} ({} {}, firmware {}), profile {} by {}, codec {}",
+            self.url,
+            ati3 or "?",
+            self.info.manufacturer or "?",
+            self.info.model or "?",
+            self.info.firmware or "?",
+            self.profile.name,
+            matched_by,
+            self.codec,
+        )
+        return self.info
+
+    async def _ask(self, command: str) -> str:
+        """An identification query; a modem that does not know it answers ''."""
+        try:
+            response = await self._command(command, self.profile.timeouts.command)
+        except AtError:
+            return ""
+        return " ".join(line.strip() for line in response.lines if line.strip())
+
+    async def _initialise(self) -> None:
+        profile = self.profile
+        await self._command(profile.commands.reset, profile.timeouts.reset, retries=2)
+        commands = profile.init_commands(self.region, rtscts=self.rtscts)
+        if profile.commands.voice not in commands:
+            commands.insert(0, profile.commands.voice)
+        for command in commands:
+            await self._command(command, profile.timeouts.command)
+        listing: list[str] | None
+        try:
+            listing = (await self._command(profile.codecs.query, profile.timeouts.command)).lines
+        except AtError:
+            listing = None
+        options = [line for line in listing or [] if line.strip()]
+        choice = profile.choose_codec(options or None)
+        if choice.format not in STREAMING_CODECS:
+            raise ModemError(f"{self.url}: codec {choice.format} cannot be streamed")
+        await self._command(profile.select_command(choice), profile.timeouts.command)
+        self.codec, self._codec_code = choice.format, choice.code
+        self._codec_names = tuple(_codec_names(options)) or (choice.format,)
+        self.state = "idle"
+        self._call = None
+
+    async def _reset(self) -> None:
+        self._call = None
+        if self._port is not None:
+            with contextlib.suppress(PortError):
+                await self._port.pulse_dtr(self._real(DTR_DROP))
+        await self._initialise()
+
+    def _named_profile(self, name: str) -> FirmwareProfile:
+        for profile in self.profiles:
+            if profile.name == name:
+                return profile
+        known = ", ".join(sorted(p.name for p in self.profiles))
+        raise ValueError(f"unknown firmware profile {name!r} (known: {known})")
+
+    # -- internals: commands -----------------------------------------------------
+
+    async def _command(
+        self,
+        command: str,
+        timeout: float,
+        *,
+        expect: Iterable[str] | None = None,
+        retries: int = 0,
+    ):
+        """One command; a modem that stops answering is reset once, then given up."""
+        engine = self._usable()
+        for attempt in range(retries + 1):
+            try:
+                return await engine.command(command, timeout, expect=expect, check=True)
+            except AtTimeout:
+                if attempt < retries:
+                    continue
+                logger.warning("{}: modem not answering; resetting it", self.url)
+                await self._recover()
+                raise NotResponding(f"{self.url}: modem stopped answering") from None
+            except PortError as exc:
+                self._port_failed()
+                raise PortError(f"{self.url}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    async def _recover(self) -> None:
+        """DTR drop and a reset; leaves the modem idle or marks it down."""
+        call, self._call = self._call, None
+        if call is not None:
+            call.watch.hung_up = call.watch.hung_up or HungUp("modem_reset")
+        engine = self._engine
+        if engine is None:
+            return
+        try:
+            if self._port is not None:
+                await self._port.pulse_dtr(self._real(DTR_DROP))
+            await engine.command(self.profile.commands.reset, self.profile.timeouts.reset)
+            for command in self.profile.init_commands(self.region, rtscts=self.rtscts):
+                await engine.command(command, self.profile.timeouts.command)
+            await engine.command(
+                self.profile.codecs.select.format(code=self._codec_code, rate=8000),
+                self.profile.timeouts.command,
+            )
+            self.state = "idle"
+            logger.info("{}: modem answered again after a reset", self.url)
+        except (ModemError, OSError):
+            self.state = "down"
+            logger.error("{}: modem does not answer even after a reset", self.url)
+
+    def _port_failed(self) -> None:
+        self.state = "down"
+        if self._call is not None:
+            self._call.watch.port_failed()
+
+    # -- internals: calls ----------------------------------------------------------
+
+    def _start_call(self) -> None:
+        watch = LineWatch(
+            self.profile.capabilities, tone_hz=self.tone_hz, silence_hangup=self.silence_hangup
+        )
+        self._call = _Call(watch)
+        self._framer.reset()
+        self.state = "in_call"
+
+    def _in_call(self) -> _Call:
+        call = self._call
+        if call is None or self.state != "in_call":
+            if call is not None and call.watch.hung_up is not None:
+                raise CallEnded(call.watch.hung_up)
+            raise ModemError(f"{self.url}: no call in progress")
+        if call.watch.hung_up is not None:
+            raise CallEnded(call.watch.hung_up)
+        return call
+
+    async def _hang_up(self) -> None:
+        call, self._call = self._call, None
+        if self._engine is None or not self._engine.alive:
+            self.state = "down"
+            return
+        try:
+            for command in self.profile.commands.hangup:
+                await self._command(command, self.profile.timeouts.command)
+            # Some chips forget caller ID on the way; it costs nothing to repeat.
+            for command in self.profile.callerid.enable:
+                with contextlib.suppress(AtError):
+                    await self._command(command, self.profile.timeouts.command)
+            self.state = "idle"
+        finally:
+            if call is not None:
+                self._drain_events(self._engine, call)
+
+    async def _end_call_quietly(self) -> None:
+        with contextlib.suppress(ModemError):
+            await self._hang_up()
+
+    def _drain_events(self, engine: AtEngine, call: _Call | None = None) -> None:
+        """Take what arrived in command mode: keys for the call, hang-up evidence."""
+        call = call or self._call
+        while not engine.events.empty():
+            event = engine.events.get_nowait()
+            if isinstance(event, PortDown):
+                self._port_failed()
+            elif isinstance(event, DleEvent) and call is not None:
+                self._judge(call, event)
+
+    def _judge(self, call: _Call, event: DleEvent, *, playing: bool = False) -> str | None:
+        """A key, or hang-up evidence noted on the call's watch."""
+        key = self._framer.feed(event)
+        if key is not None:
+            return key
+        if event.code == "H" and self.profile.capabilities.dle_h_after_answer:
+            return None
+        call.watch.chip_event(event, playing=playing)
+        return None
+
+    def _check_ended(self, call: _Call) -> None:
+        if call.watch.hung_up is not None:
+            raise CallEnded(call.watch.hung_up)
+
+    async def _play(self, call: _Call, audio: bytes, barge_in: bool) -> str | None:
+        engine = self._usable()
+        loop = asyncio.get_running_loop()
+        rate = self.profile.codecs.rate * codecs.bytes_per_sample(self.codec)
+        chunk = max(1, rate * self.profile.pacing.chunk_ms // 1000)
+        queued_max = rate * self.profile.pacing.max_queued_ms // 1000
+        key: str | None = None
+        try:
+            async with engine.stream(
+                self.profile.commands.play, timeout=self.profile.timeouts.stream_start
+            ) as stream:
+                start = loop.time()
+                sent = 0
+                stop = asyncio.Event()
+                watcher = asyncio.create_task(self._watch_play(call, stream, barge_in, stop))
+                try:
+                    while sent < len(audio) and not stop.is_set():
+                        played = (loop.time() - start) * self.time_scale * rate
+                        ahead = sent - played
+                        if ahead > queued_max - chunk:
+                            wait = (ahead - (queued_max - chunk)) / rate / self.time_scale
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(stop.wait(), wait)
+                            continue
+                        await stream.send_audio(audio[sent : sent + chunk])
+                        sent += len(audio[sent : sent + chunk])
+                    # let the modem's buffer play out, still listening for keys
+                    while not stop.is_set():
+                        played = (loop.time() - start) * self.time_scale * rate
+                        left = (sent - played) / rate / self.time_scale
+                        if left <= 0:
+                            break
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), left)
+                finally:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        key = await watcher
+                end = CANCEL_TX + END_TX if stop.is_set() else END_TX
+                if not stream.ended:
+                    await stream.finish(end, timeout=self.profile.timeouts.stream_end)
+        except AtTimeout:
+            await self._recover()
+            raise NotResponding(f"{self.url}: modem stopped answering during playback") from None
+        except PortError:
+            self._port_failed()
+        self._check_ended(call)
+        return key
+
+    async def _watch_play(
+        self, call: _Call, stream: DataStream, barge_in: bool, stop: asyncio.Event
+    ) -> str | None:
+        """Events during playback: the barge-in key, or the far end hanging up."""
+        stray_underrun = self.profile.capabilities.stray_dle_u_after_connect
+        try:
+            while True:
+                item = await stream.read()
+                if item is None:
+                    stop.set()
+                    return None
+                if not isinstance(item, DleEvent):
+                    continue
+                if item.code == "u" and stray_underrun:
+                    continue
+                key = self._judge(call, item, playing=True)
+                if key is not None:
+                    if barge_in:
+                        stop.set()
+                        return key
+                    call.keys.append(key)
+                if call.watch.hung_up is not None:
+                    stop.set()
+                    return None
+        except PortError:
+            self._port_failed()
+            stop.set()
+            return None
+
+    async def _listen(self, call: _Call, timeout: float) -> str | None:
+        engine = self._usable()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._real(timeout)
+        call.watch.restart_audio()
+        key: str | None = None
+        width = codecs.bytes_per_sample(self.codec)
+        rest = b""
+        try:
+            async with engine.stream(
+                self.profile.commands.record,
+                timeout=self.profile.timeouts.stream_start,
+                receive=True,
+            ) as stream:
+                while key is None and call.watch.hung_up is None:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(stream.read(), min(left, LISTEN_SLICE))
+                    except TimeoutError:
+                        continue
+                    if item is None:
+                        break
+                    if isinstance(item, DleEvent):
+                        key = self._judge(call, item)
+                    else:
+                        data = rest + item
+                        cut = len(data) - len(data) % width
+                        rest = data[cut:]
+                        call.watch.audio(codecs.decode(data[:cut], self.codec))
+                if not stream.ended:
+                    await stream.finish(timeout=self.profile.timeouts.stream_end)
+                # keys that arrived while the stream was ending
+                while (item := stream.read_nowait()) is not None:
+                    if isinstance(item, DleEvent):
+                        extra = self._judge(call, item)
+                        if extra is not None:
+                            if key is None:
+                                key = extra
+                            else:
+                                call.keys.append(extra)
+        except AtTimeout:
+            await self._recover()
+            raise NotResponding(f"{self.url}: modem stopped answering while listening") from None
+        except PortError:
+            self._port_failed()
+        self._check_ended(call)
+        return key
+
+    def _real(self, seconds: float) -> float:
+        return seconds / self.time_scale
+
+
+def _strip_prefix(text: str) -> str:
+    head, sep, tail = text.partition(":")
+    return tail.strip() if sep and head.strip().upper().startswith("+GM") else text.strip()
+
+
+def _codec_names(listing: list[str]) -> list[str]:
+    return [f"{option.code}:{option.format}" for option in parse_vsm_listing(listing)]
