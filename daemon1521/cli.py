@@ -17,6 +17,7 @@ from daemon1521.logs import setup_logging
 COMMANDS: dict[str, str] = {
     "emulate": "daemon1521.commands.emulate:emulate",
     "demo": "daemon1521.commands.demo:demo",
+    "modem": "daemon1521.commands.modem:modem",
     "bills": "daemon1521.commands.bills:bills",
     "say": "daemon1521.commands.say:say",
     "prompts": "daemon1521.commands.prompts:prompts",
