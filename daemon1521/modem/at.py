@@ -531,7 +531,9 @@ class AtEngine:
     ) -> FinalResult:
         try:
             async with asyncio.timeout(timeout / self.time_scale):
-                return await future
+                # shielded: a timeout must not cancel the future itself, which a
+                # stream's abort awaits again (it would raise CancelledError there)
+                return await asyncio.shield(future)
         except TimeoutError:
             if future.done() and not future.cancelled() and future.exception() is None:
                 return future.result()
@@ -626,7 +628,9 @@ class AtEngine:
         elif isinstance(item, FinalResult):
             self._on_final(item)
         elif isinstance(item, DleEvent):
-            if stream is not None and stream._connected:
+            # after the stream's final result nobody reads its queue any more:
+            # later events (a key pressed just then) belong to command mode
+            if stream is not None and stream._connected and stream.final is None:
                 if item.code == "ETX":
                     stream._modem_done = True
                 stream._put(item)

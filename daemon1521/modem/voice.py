@@ -30,8 +30,8 @@ from loguru import logger
 
 from daemon1521.audio import codecs
 from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring
-from daemon1521.modem.dle import CANCEL_TX, END_TX, DleEvent
-from daemon1521.modem.errors import AtError, AtTimeout, ModemError, PortError
+from daemon1521.modem.dle import ABORT_RX, CANCEL_TX, END_DUPLEX, END_TX, DleEvent
+from daemon1521.modem.errors import AtError, AtTimeout, ModemError, PortError, StreamError
 from daemon1521.modem.keys import DtmfFramer
 from daemon1521.modem.linewatch import HungUp, LineWatch
 from daemon1521.modem.profile import (
@@ -48,9 +48,15 @@ State = Literal["closed", "idle", "in_call", "down"]
 RING_GAP = 8.0
 """Seconds without a ring after which a half-counted call is forgotten (cadence 1 s/4 s)."""
 DTR_DROP = 0.5
-LISTEN_SLICE = 0.5
-"""Seconds between checks of a listening stream when nothing arrives."""
+STREAM_BREAK_SETTLE = 0.2
+"""Seconds for a modem that was streaming to answer the codes that end it."""
+RX_STALL = 2.0
+"""Seconds of nothing at all on a +VRX stream (which carries 8000 samples a
+second) after which the modem is taken to have hung."""
 KEY_TONE_MS = 120
+COMMAND_BODY_MAX = 40
+"""Characters after "AT" that every modem takes on one line (V.250 5.2.1's minimum
+buffer); a longer +VTS is ERROR on chips with that little (card numbers!)."""
 STREAMING_CODECS = frozenset(codecs.CODECS)
 
 
@@ -303,12 +309,22 @@ class VoiceModem:
             return await self._listen(call, timeout)
 
     def pending_keys(self) -> int:
+        """Keys typed ahead and not yet taken (including ones the modem reported since)."""
+        self._take_typed_ahead()
         return len(self._call.keys) if self._call else 0
 
     def flush_keys(self) -> None:
         """Forget keys typed ahead (e.g. before a question that must not take them)."""
+        self._take_typed_ahead()
         if self._call:
             self._call.keys.clear()
+
+    def _take_typed_ahead(self) -> None:
+        # Between operations the modem reports key presses as events; an
+        # operation in progress owns them, so leave its events alone.
+        engine = self._engine
+        if self._call is not None and engine is not None and engine.alive and not self._op.locked():
+            self._drain_events(engine)
 
     async def send_dtmf(self, keys: str, *, tone_ms: int = KEY_TONE_MS) -> None:
         """Send ``keys`` as DTMF tones on the line; never logged (they may be a PIN)."""
@@ -317,12 +333,23 @@ class VoiceModem:
         async with self._op:
             self._in_call()
             units = max(1, round(tone_ms / 10))
-            tones = ",".join(f"{{{k},{units}}}" for k in keys)
-            duration = len(keys) * tone_ms * 2 / 1000
-            await self._command(
-                self.profile.commands.tones.format(tones=tones),
-                self.profile.timeouts.command + duration,
-            )
+            for batch in self._tone_commands([f"{{{k},{units}}}" for k in keys]):
+                duration = batch.count("{") * tone_ms * 2 / 1000
+                await self._command(batch, self.profile.timeouts.command + duration)
+
+    def _tone_commands(self, tones: list[str]) -> list[str]:
+        """+VTS commands that each fit the shortest command buffer V.250 allows."""
+        template = self.profile.commands.tones
+        commands: list[str] = []
+        batch: list[str] = []
+        for tone in tones:
+            longer = template.format(tones=",".join([*batch, tone]))
+            if batch and len(longer) - 2 > COMMAND_BODY_MAX:  # "AT" is not counted
+                commands.append(template.format(tones=",".join(batch)))
+                batch = []
+            batch.append(tone)
+        commands.append(template.format(tones=",".join(batch)))
+        return commands
 
     async def dial(self, number: str, timeout: float | None = None) -> DialResult:
         """Go off hook and dial; the result of call progress, as the chip reports it."""
@@ -336,14 +363,26 @@ class VoiceModem:
             try:
                 for command in commands[:-1]:
                     await self._command(command.format(number=number), limit)
-                response = await self._command(
+                response = await engine.command(
                     commands[-1].format(number=number),
                     limit,
                     expect=("OK", "VCON", "BUSY", "NO ANSWER", "NO DIALTONE", "NO CARRIER"),
                 )
+            except AtTimeout:
+                # Still ringing when our time ran out: the chip's own no-answer
+                # timer (S7) may be longer. Not a dead modem: the next command
+                # resynchronises, and its first byte aborts the dial (V.250).
+                try:
+                    await self._hang_up()
+                except (NotResponding, AtError):
+                    return "failed"
+                return "no_answer"
             except (AtError, NotResponding):
                 await self._end_call_quietly()
                 return "failed"
+            except PortError as exc:
+                self._port_failed()
+                raise PortError(f"{self.url}: {exc}") from None
             result: DialResult = {
                 "OK": "answered",
                 "VCON": "answered",
@@ -395,6 +434,7 @@ class VoiceModem:
     async def _identify_and_init(self) -> ModemInfo:
         # Talk first: a modem left in a data stream or with echo on must
         # still answer; a reset gives a known state before asking anything.
+        await self._break_out_of_stream()
         await self._command(self.profile.commands.reset, self.profile.timeouts.reset, retries=2)
         ati0 = await self._ask("ATI0")
         ati3 = await self._ask("ATI3")
@@ -475,7 +515,23 @@ class VoiceModem:
         if self._port is not None:
             with contextlib.suppress(PortError):
                 await self._port.pulse_dtr(self._real(DTR_DROP))
+        await self._break_out_of_stream()
         await self._initialise()
+
+    async def _break_out_of_stream(self) -> None:
+        """End a voice stream the modem may still be in (a hang, a host restart).
+
+        ATZ is only audio to a modem in +VRX or +VTX, and a port without DTR
+        (a pty, many USB adapters) cannot reset it. These codes end each kind
+        of stream and are ignored in command mode; a modem that was streaming
+        answers OK, which arrives, and is dropped, before the next command.
+        """
+        engine = self._engine
+        if engine is None or not engine.alive:
+            return
+        with contextlib.suppress(PortError):
+            await engine.port.write(ABORT_RX + END_DUPLEX + CANCEL_TX + END_TX)
+            await asyncio.sleep(self._real(STREAM_BREAK_SETTLE))
 
     def _named_profile(self, name: str) -> FirmwareProfile:
         for profile in self.profiles:
@@ -521,6 +577,7 @@ class VoiceModem:
         try:
             if self._port is not None:
                 await self._port.pulse_dtr(self._real(DTR_DROP))
+            await self._break_out_of_stream()
             await engine.command(self.profile.commands.reset, self.profile.timeouts.reset)
             for command in self.profile.init_commands(self.region, rtscts=self.rtscts):
                 await engine.command(command, self.profile.timeouts.command)
@@ -572,6 +629,9 @@ class VoiceModem:
                 with contextlib.suppress(AtError):
                     await self._command(command, self.profile.timeouts.command)
             self.state = "idle"
+        except PortError:
+            # a modem that is gone has dropped the line with it: nothing to hang up
+            logger.debug("{}: port failed while hanging up", self.url)
         finally:
             if call is not None:
                 self._drain_events(self._engine, call)
@@ -588,7 +648,9 @@ class VoiceModem:
             if isinstance(event, PortDown):
                 self._port_failed()
             elif isinstance(event, DleEvent) and call is not None:
-                self._judge(call, event)
+                key = self._judge(call, event)
+                if key is not None:
+                    call.keys.append(key)  # pressed between operations: type-ahead
 
     def _judge(self, call: _Call, event: DleEvent, *, playing: bool = False) -> str | None:
         """A key, or hang-up evidence noted on the call's watch."""
@@ -608,27 +670,43 @@ class VoiceModem:
         engine = self._usable()
         loop = asyncio.get_running_loop()
         rate = self.profile.codecs.rate * codecs.bytes_per_sample(self.codec)
-        chunk = max(1, rate * self.profile.pacing.chunk_ms // 1000)
-        queued_max = rate * self.profile.pacing.max_queued_ms // 1000
+        pacing = self.profile.pacing
+        # Never more in flight than the chip's own buffer holds: the rest would
+        # wait in the OS and USB buffers, where the DLE CAN of a barge-in
+        # queues behind it and the prompt plays on after the caller's key.
+        queued_max = max(2, min(rate * pacing.max_queued_ms // 1000, pacing.transmit_buffer))
+        chunk = max(1, min(rate * pacing.chunk_ms // 1000, queued_max // 2))
         key: str | None = None
         try:
             async with engine.stream(
                 self.profile.commands.play, timeout=self.profile.timeouts.stream_start
             ) as stream:
+                # keys reported before CONNECT came ahead of the stream's own
+                self._drain_events(engine, call)
                 start = loop.time()
                 sent = 0
                 stop = asyncio.Event()
+                if barge_in and call.keys:
+                    stop.set()  # typed ahead while the stream was starting
                 watcher = asyncio.create_task(self._watch_play(call, stream, barge_in, stop))
                 try:
                     while sent < len(audio) and not stop.is_set():
                         played = (loop.time() - start) * self.time_scale * rate
+                        if played > sent:
+                            # the chip ran dry and played silence meanwhile:
+                            # count from now, or the backlog would grow for good
+                            start = loop.time() - sent / rate / self.time_scale
+                            played = sent
                         ahead = sent - played
                         if ahead > queued_max - chunk:
                             wait = (ahead - (queued_max - chunk)) / rate / self.time_scale
                             with contextlib.suppress(TimeoutError):
                                 await asyncio.wait_for(stop.wait(), wait)
                             continue
-                        await stream.send_audio(audio[sent : sent + chunk])
+                        try:
+                            await stream.send_audio(audio[sent : sent + chunk])
+                        except StreamError:
+                            break  # the stream ended under us: the port, or the modem
                         sent += len(audio[sent : sent + chunk])
                     # let the modem's buffer play out, still listening for keys
                     while not stop.is_set():
@@ -650,6 +728,8 @@ class VoiceModem:
             raise NotResponding(f"{self.url}: modem stopped answering during playback") from None
         except PortError:
             self._port_failed()
+        if not engine.alive:
+            self._port_failed()  # seen by the reader while the watcher was being stopped
         self._check_ended(call)
         return key
 
@@ -696,14 +776,26 @@ class VoiceModem:
                 timeout=self.profile.timeouts.stream_start,
                 receive=True,
             ) as stream:
+                # keys reported before CONNECT came ahead of the stream's own
+                self._drain_events(engine, call)
+                if call.keys:
+                    key = call.keys.popleft()
+                heard_at = loop.time()
                 while key is None and call.watch.hung_up is None:
-                    left = deadline - loop.time()
+                    now = loop.time()
+                    left = deadline - now
+                    stall = heard_at + self._real(RX_STALL) - now
                     if left <= 0:
                         break
+                    if stall <= 0:
+                        # ending the stream will tell: a hung modem times out and is reset
+                        logger.warning("{}: the modem stopped streaming", self.url)
+                        break
                     try:
-                        item = await asyncio.wait_for(stream.read(), min(left, LISTEN_SLICE))
+                        item = await asyncio.wait_for(stream.read(), min(left, stall))
                     except TimeoutError:
                         continue
+                    heard_at = loop.time()
                     if item is None:
                         break
                     if isinstance(item, DleEvent):
