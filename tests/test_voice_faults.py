@@ -1,0 +1,132 @@
+"""A modem that stops answering, and a USB port that vanishes and returns.
+
+Every personality, over real ptys. The driver must give up in bounded time
+(never hang), say why (NotResponding, PortError, CallEnded), and work again
+once the device does: after ``resume()`` through ``reset()`` or ``reopen()``,
+after ``reappear()`` through ``reopen()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from daemon1521.emulator.rig import wait_cancelled
+from daemon1521.modem.errors import PortError
+from daemon1521.modem.voice import NotResponding
+from tests.voice_support import PERSONALITIES, call_in, collect_keys, emulated_site
+
+EVERY_CHIP = pytest.mark.parametrize("personality", PERSONALITIES)
+GIVE_UP_WITHIN = 30.0
+"""Emulated seconds: a timed-out command, a DTR drop and a reset attempt."""
+
+
+async def _key_round_trip(rig, modem, caller: str) -> None:
+    phone, incoming = await call_in(rig, modem, caller)
+    assert incoming.number == caller
+    pressing = asyncio.create_task(phone.press("6"))
+    try:
+        assert await collect_keys(modem, 1) == ["6"]
+    finally:
+        await wait_cancelled(pressing)
+    await phone.hang_up()
+    await modem.hang_up()
+
+
+@EVERY_CHIP
+async def test_silent_modem_while_idle_gives_up_then_reset_revives_it(personality):
+    async with emulated_site(personality) as (rig, modem):
+        emulated = rig.modems[0]
+        emulated.stop_answering()
+        started = rig.clock.now
+        with pytest.raises(NotResponding):
+            await modem.initialise()
+        assert rig.clock.now - started < GIVE_UP_WITHIN
+        assert modem.state == "down"
+        emulated.resume()
+        await modem.reset()
+        assert modem.state == "idle"
+        await _key_round_trip(rig, modem, "09120000011")
+
+
+@EVERY_CHIP
+async def test_modem_going_silent_mid_call_gives_up_then_reopen_revives_it(personality):
+    async with emulated_site(personality) as (rig, modem):
+        phone, _ = await call_in(rig, modem)
+        emulated = rig.modems[0]
+        emulated.stop_answering()
+        started = rig.clock.now
+        with pytest.raises(NotResponding):
+            await modem.next_key(30.0)
+        assert rig.clock.now - started < GIVE_UP_WITHIN
+        assert not modem.in_call
+        await phone.hang_up()
+        emulated.resume()
+        await modem.reopen(timeout=10.0)
+        assert modem.state == "idle"
+        await _key_round_trip(rig, modem, "09120000012")
+
+
+@EVERY_CHIP
+async def test_vanished_port_fails_fast_and_reopens_when_it_returns(personality):
+    async with emulated_site(personality) as (rig, modem):
+        emulated = rig.modems[0]
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.create_task(modem.wait_for_call())
+        try:
+            await rig.clock.sleep(1.0)
+            await emulated.vanish()
+            gone_at = loop.time()
+            with pytest.raises(PortError):
+                await waiting
+            assert loop.time() - gone_at < 0.5  # real seconds: noticed, not timed out
+        finally:
+            await wait_cancelled(waiting)
+        assert modem.state == "down"
+        # reopen keeps trying while the device is away, and succeeds once it is back
+        reopening = asyncio.create_task(modem.reopen(timeout=60.0, interval=1.0))
+        try:
+            await rig.clock.sleep(3.0)
+            assert not reopening.done()
+            await emulated.reappear()
+            info = await reopening
+        finally:
+            await wait_cancelled(reopening)
+        assert info.profile
+        assert modem.state == "idle"
+        await _key_round_trip(rig, modem, "09120000013")
+
+
+async def test_reopen_gives_up_when_the_device_stays_away():
+    async with emulated_site("usr-5637") as (rig, modem):
+        await rig.modems[0].vanish()
+        started = rig.clock.now
+        with pytest.raises(PortError):
+            await modem.reopen(timeout=5.0, interval=1.0)
+        assert rig.clock.now - started < 8.0
+        assert modem.state == "down"
+
+
+@EVERY_CHIP
+async def test_modem_going_silent_while_streaming_is_noticed(personality):
+    async with emulated_site(personality) as (rig, modem):
+        phone, _ = await call_in(rig, modem)
+        emulated = rig.modems[0]
+
+        async def hang_the_modem() -> None:
+            await rig.clock.sleep(1.0)
+            emulated.stop_answering()
+
+        hanging = asyncio.create_task(hang_the_modem())
+        started = rig.clock.now
+        try:
+            with pytest.raises(NotResponding):
+                await modem.next_key(60.0)  # a long question: the modem dies meanwhile
+        finally:
+            await wait_cancelled(hanging)
+        assert rig.clock.now - started < GIVE_UP_WITHIN
+        await phone.hang_up()
+        emulated.resume()
+        await modem.reset()
+        await _key_round_trip(rig, modem, "09120000014")
