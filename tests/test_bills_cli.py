@@ -97,7 +97,7 @@ def test_import_json_report_and_jsonl_input(tmp_path: Path, db_path: Path):
     )
     result = run("bills", "import", str(jsonl), "--store", str(db_path), "--json")
     assert result.exit_code == 1
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert (report["rows"], report["accepted"], report["inserted"]) == (4, 2, 2)
     assert [(r["line"], r["code"]) for r in report["rejected"]] == [
         (3, "row.not_json"),
@@ -152,7 +152,7 @@ def test_unavailable_store_exits_2(tmp_path: Path):
         "bills", "import", str(csv_file), "--store", str(tmp_path / "nodir" / "x.db"), "--json"
     )
     assert result.exit_code == 2
-    assert "cannot open the store" in json.loads(result.output)["error"]
+    assert "cannot open the store" in json.loads(result.stdout)["error"]
 
 
 def test_import_help_documents_exit_codes():
@@ -224,7 +224,7 @@ def test_check_worked_example():
 def test_check_json():
     result = run("bills", "check", B1, P1, "--json")
     assert result.exit_code == 0
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["ok"] is True
     assert data["bill"]["service_type"]["key"] == "electricity"
     assert data["bill"]["electricity"] is True

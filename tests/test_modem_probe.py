@@ -62,7 +62,7 @@ def test_probe_identifies_each_personality(ptys, personality):
         modem, ["probe", ptys[personality], "--json", "--time-scale", SPEED]
     )
     assert result.exit_code == 0, result.output
-    info = json.loads(result.output)
+    info = json.loads(result.stdout)
     profile, model, firmware, codec, listed = EXPECTED[personality]
     assert info["profile"] == profile
     assert info["model"] == model

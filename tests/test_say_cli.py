@@ -57,7 +57,7 @@ def test_toman_remainder_spoken_in_rials():
 def test_digits_with_groups():
     result = run("6221061234567891", "--digits", "--groups", "4,4,4,4", "--json")
     assert result.exit_code == 0
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["prompts"].count("pause") == 3
     assert data["words"].startswith("شش دو دو یک، صفر شش")
 
