@@ -1,0 +1,432 @@
+"""The 1521 call flow end to end: callers on an emulated exchange, the daemon's
+attendant driving an emulated voice modem through the driver over a pty.
+
+What a caller heard is recognised from the audio that reached the phone; what
+was stored is read from the store. Scenarios alternate between the two modem
+personalities (the codecs differ: u8 and mu-law), the main one runs on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+import pytest
+
+from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
+from daemon1521.audio.say_fa import say_amount, say_digits
+from daemon1521.billing.ids import bill_id_groups, make_bill_id, make_payment_id
+from daemon1521.billing.store import CallRecord
+from daemon1521.commands.demo import Caller, DemoBill, Ears, EmulatedSite
+
+SPEED = 20.0
+CONEXANT = "conexant-cx93001"
+USR = "usr-5637"
+IDLE_WITHIN = 2.5
+"""Seconds from a caller's hang-up while the line listens until the modem is on
+hook again. CALLFLOW asks for 2 s; telling busy tone takes the driver two
+bursts, about 1.9 s."""
+IDLE_WITHIN_PLAYING = 3.5
+"""The same during a prompt, on a chip that reports busy tone while playing
+(the USR; about 2.9 s). A Conexant hears nothing while it plays: a hang-up
+shows once the prompt is over, so its hang-ups are tested while it listens."""
+
+CALLER = "02188776655"
+DEBT_BILL = make_bill_id(12345678, 101)
+DEBT = 1_234_000
+ZERO_BILL = make_bill_id(4321, 101)
+OTHER_BILL = make_bill_id(8765432, 205)
+OTHER_DEBT = 50_000
+UNKNOWN_BILL = make_bill_id(99999, 101)
+WATER_BILL = make_bill_id(5555, 101, service=1)
+WRONG_CHECK = DEBT_BILL[:-1] + str((int(DEBT_BILL[-1]) + 1) % 10)
+BILLS = [
+    DemoBill(bill, make_payment_id(bill, amount, 4, 12), amount)
+    for bill, amount in ((DEBT_BILL, DEBT), (ZERO_BILL, 0), (OTHER_BILL, OTHER_DEBT))
+]
+
+
+@pytest.fixture(scope="session")
+def prompts() -> PromptLibrary:
+    library = PromptLibrary(PromptCatalog("fa"))
+    library.preload(["u8", "ulaw"])
+    return library
+
+
+@pytest.fixture(scope="session")
+def ears(prompts: PromptLibrary) -> Ears:
+    return Ears(prompts)
+
+
+SiteFactory = Callable[[str], EmulatedSite]
+
+
+@pytest.fixture
+async def site_for(
+    tmp_path: Path, prompts: PromptLibrary, ears: Ears
+) -> AsyncIterator[Callable[[str], EmulatedSite]]:
+    """Opens a site with the given personality; closed after the test."""
+    sites: list[EmulatedSite] = []
+
+    def make(personality: str) -> EmulatedSite:
+        site = EmulatedSite(
+            tmp_path / f"calls-{len(sites)}.db",
+            prompts=prompts,
+            bills=BILLS,
+            speed=SPEED,
+            personality=personality,
+            ears=ears,
+        )
+        sites.append(site)
+        return site
+
+    yield make
+    for site in sites:
+        await site.close()
+
+
+# -- what a caller should hear -------------------------------------------------------
+
+
+def read_back(bill: str) -> list[str]:
+    return ["bill_entered", *say_digits(bill, bill_id_groups(len(bill))), "bill_entered_confirm"]
+
+
+def remembered(bill: str) -> list[str]:
+    return ["remembered_bill_is", *say_digits(bill, bill_id_groups(13)), "remembered_bill_confirm"]
+
+
+def debt(amount: int) -> list[str]:
+    return ["debt_is", *say_amount(amount)]
+
+
+MAX_DAMAGED = 3
+"""Prompts per call that may be damaged by a starved line (see :func:`assert_heard`)."""
+
+
+def assert_heard(caller: Caller, expected: Iterable[str]) -> None:
+    """The caller heard the expected prompts, in order, and nothing else in full.
+
+    Sped-up emulation can starve the modem for a moment (the driver feeds it
+    against the real clock, and the host is shared): the prompt playing then
+    has a gap, is recognised only up to it, and what follows is a fragment
+    that matches nothing or a prompt's beginning. So the heard sequence is
+    aligned with the expected one: an expected prompt is heard (in full or
+    cut short), or at most MAX_DAMAGED of them are in place of broken
+    fragments; fragments may come between; a prompt heard in full that was
+    not expected, or an expected one with no sound at its place, fails.
+    """
+    want = caller.site.ears.canonical(expected)
+    heard = caller.heard(unknown=True)
+    n, m = len(heard), len(want)
+    worst = m + n + 1
+    # cost[i][j]: fewest damaged prompts aligning want[:i] with heard[:j]
+    cost = [[worst] * (n + 1) for _ in range(m + 1)]
+    cost[0][0] = 0
+    for i in range(m + 1):
+        for j in range(n + 1):
+            here = cost[i][j]
+            if here >= worst or j == n:
+                continue
+            name, complete = heard[j]
+            broken = name is None or not complete
+            if broken:  # a fragment between prompts
+                cost[i][j + 1] = min(cost[i][j + 1], here)
+            if i < m and name == want[i]:
+                cost[i + 1][j + 1] = min(cost[i + 1][j + 1], here)
+            elif i < m and broken:  # an expected prompt, damaged
+                cost[i + 1][j + 1] = min(cost[i + 1][j + 1], here + 1)
+    shown = [f"{name}{'' if complete else '~'}" for name, complete in heard]
+    assert cost[m][n] <= MAX_DAMAGED, f"heard: {shown}\nwanted: {want}"
+
+
+async def finished(site: EmulatedSite, calls: int) -> CallRecord:
+    """The record of call number ``calls`` once the attendant is done with it."""
+    await site.wait_idle(calls=calls)
+    record = site.last_call()
+    assert record.ended_at is not None and record.outcome is not None
+    return record
+
+
+# -- scenarios --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("personality", [CONEXANT, USR])
+async def test_new_caller_then_returning_caller(site_for: SiteFactory, personality: str) -> None:
+    async with site_for(personality) as site:
+        caller = site.caller(CALLER)
+        await caller.dial()
+        await caller.answer("ask_bill_id", DEBT_BILL + "#")
+        await caller.answer("bill_entered_confirm", "1")
+        await caller.answer("offer_remember_bill", "1")
+        await caller.answer("offer_payment", "2")
+        assert await caller.until_line_hangs_up()
+        assert_heard(
+            caller,
+            [
+                "welcome",
+                "ask_bill_id",
+                *read_back(DEBT_BILL),
+                "offer_remember_bill",
+                "bill_saved",
+                *debt(DEBT),
+                "offer_payment",
+                "goodbye",
+            ],
+        )
+        record = await finished(site, 1)
+        assert record.states == (
+            "welcome",
+            "ask_bill",
+            "read_back_bill",
+            "offer_remember_bill",
+            "lookup",
+            "announce",
+            "offer_payment",
+            "goodbye",
+        )
+        assert (record.outcome, record.last_state) == ("not_paid", "goodbye")
+        assert (record.caller_number, record.bill_id) == (CALLER, DEBT_BILL)
+        assert record.amount_announced == DEBT and record.answered_at is not None
+        assert site.store.remembered_bill(CALLER) == DEBT_BILL
+
+        await caller.wait(1.0)
+        await caller.dial()
+        await caller.answer("remembered_bill_confirm", "1")
+        await caller.answer("offer_payment", "1")
+        assert await caller.until_line_hangs_up()
+        assert_heard(
+            caller,
+            [
+                "welcome",
+                *remembered(DEBT_BILL),
+                *debt(DEBT),
+                "offer_payment",
+                "payment_not_available",
+                "goodbye",
+            ],
+        )
+        record = await finished(site, 2)
+        assert record.states == (
+            "welcome",
+            "remembered_bill",
+            "lookup",
+            "announce",
+            "offer_payment",
+            "payment",
+            "goodbye",
+        )
+        assert record.outcome == "not_paid" and record.bill_id == DEBT_BILL
+
+
+async def test_returning_caller_replaces_the_remembered_bill(site_for: SiteFactory) -> None:
+    async with site_for(CONEXANT) as site:
+        site.store.remember_bill(CALLER, DEBT_BILL)
+        caller = site.caller(CALLER)
+        await caller.dial()
+        await caller.answer("remembered_bill_confirm", "2")
+        await caller.answer("ask_bill_id", OTHER_BILL + "#")
+        await caller.answer("bill_entered_confirm", "1")
+        await caller.answer("offer_remember_bill", "1")
+        await caller.answer("offer_payment", "2")
+        assert await caller.until_line_hangs_up()
+        assert_heard(
+            caller,
+            [
+                "welcome",
+                *remembered(DEBT_BILL),
+                "ask_bill_id",
+                *read_back(OTHER_BILL),
+                "offer_remember_bill",
+                "bill_saved",
+                *debt(OTHER_DEBT),
+                "offer_payment",
+                "goodbye",
+            ],
+        )
+        record = await finished(site, 1)
+        assert record.bill_id == OTHER_BILL and record.amount_announced == OTHER_DEBT
+        assert site.store.remembered_bill(CALLER) == OTHER_BILL
+
+
+async def test_entry_mistakes_then_a_bill_without_debt(site_for: SiteFactory) -> None:
+    """A wrong check digit, a water bill, a restart with *, then a paid-up bill."""
+    async with site_for(USR) as site:
+        caller = site.caller(CALLER)
+        await caller.dial()
+        await caller.answer("ask_bill_id", WRONG_CHECK + "#")
+        await caller.answer("ask_bill_id", WATER_BILL + "#")
+        await caller.answer("ask_bill_id", "98*" + ZERO_BILL + "#")
+        await caller.answer("bill_entered_confirm", "1")
+        await caller.answer("offer_remember_bill", "3")
+        assert await caller.until_line_hangs_up()
+        assert_heard(
+            caller,
+            [
+                "welcome",
+                "ask_bill_id",
+                "invalid_bill_id",
+                "ask_bill_id",
+                "not_electricity_bill",
+                "ask_bill_id",
+                *read_back(ZERO_BILL),
+                "offer_remember_bill",
+                "no_debt",
+                "goodbye",
+            ],
+        )
+        record = await finished(site, 1)
+        assert (record.outcome, record.amount_announced) == ("no_debt", 0)
+        assert record.states.count("ask_bill") == 1 and "offer_payment" not in record.states
+        assert site.store.remembered_bill(CALLER) is None
+
+
+async def test_private_caller_and_a_bill_not_found(site_for: SiteFactory) -> None:
+    async with site_for(CONEXANT) as site:
+        site.store.remember_bill(CALLER, DEBT_BILL)  # must not be offered: no caller ID
+        caller = site.caller(CALLER, presentation="private")
+        await caller.dial()
+        await caller.answer("ask_bill_id", UNKNOWN_BILL + "#")
+        await caller.answer("bill_entered_confirm", "1")
+        await caller.answer("ask_bill_id", DEBT_BILL + "#")
+        await caller.answer("bill_entered_confirm", "1")
+        await caller.answer("offer_payment", "#")
+        assert await caller.until_line_hangs_up()
+        assert_heard(
+            caller,
+            [
+                "welcome",
+                "ask_bill_id",
+                *read_back(UNKNOWN_BILL),
+                "bill_not_found",
+                "ask_bill_id",
+                *read_back(DEBT_BILL),
+                *debt(DEBT),
+                "offer_payment",
+                "goodbye",
+            ],
+        )
+        record = await finished(site, 1)
+        assert record.caller_number is None
+        assert record.states.count("lookup") == 2 and "offer_remember_bill" not in record.states
+        assert record.outcome == "not_paid"
+
+
+async def test_silence_ends_the_call(site_for: SiteFactory) -> None:
+    async with site_for(USR) as site:
+        caller = site.caller(CALLER)
+        await caller.dial()
+        assert await caller.until_line_hangs_up(timeout=90.0)
+        assert_heard(
+            caller,
+            [
+                "welcome",
+                "ask_bill_id",
+                "no_input",
+                "ask_bill_id",
+                "no_input",
+                "ask_bill_id",
+                "no_input_goodbye",
+            ],
+        )
+        record = await finished(site, 1)
+        assert (record.outcome, record.last_state) == ("no_input", "goodbye")
+
+
+async def test_too_many_invalid_entries(site_for: SiteFactory) -> None:
+    async with site_for(CONEXANT) as site:
+        caller = site.caller(CALLER)
+        await caller.dial()
+        await caller.answer("ask_bill_id", "12345#")
+        await caller.answer("ask_bill_id", WRONG_CHECK + "#")
+        await caller.answer("ask_bill_id", WATER_BILL + "#")
+        assert await caller.until_line_hangs_up()
+        assert_heard(
+            caller,
+            [
+                "welcome",
+                "ask_bill_id",
+                "invalid_bill_id",
+                "ask_bill_id",
+                "invalid_bill_id",
+                "ask_bill_id",
+                "not_electricity_bill",
+                "too_many_invalid",
+            ],
+        )
+        record = await finished(site, 1)
+        assert (record.outcome, record.last_state) == ("invalid_input", "goodbye")
+
+
+# -- hanging up anywhere ----------------------------------------------------------------
+
+# state -> (remembered bill or None, (question, keys) answered on the way there,
+# and where the caller hangs up: "listening" once the state's question has been
+# heard, or "playing" early in the state's first prompt)
+ROUTES: dict[str, tuple[str | None, list[tuple[str, str]], str]] = {
+    "welcome": (None, [], "playing"),
+    "remembered_bill": (DEBT_BILL, [], "listening:remembered_bill_confirm"),
+    "ask_bill": (None, [], "listening:ask_bill_id"),
+    "read_back_bill": (
+        None,
+        [("ask_bill_id", DEBT_BILL + "#")],
+        "listening:bill_entered_confirm",
+    ),
+    "offer_remember_bill": (
+        None,
+        [("ask_bill_id", DEBT_BILL + "#"), ("bill_entered_confirm", "1")],
+        "listening:offer_remember_bill",
+    ),
+    "announce": (DEBT_BILL, [("remembered_bill_confirm", "1")], "playing"),
+    "offer_payment": (DEBT_BILL, [("remembered_bill_confirm", "1")], "listening:offer_payment"),
+    "payment": (
+        DEBT_BILL,
+        [("remembered_bill_confirm", "1"), ("offer_payment", "1")],
+        "playing",
+    ),
+    "goodbye": (DEBT_BILL, [("remembered_bill_confirm", "1"), ("offer_payment", "2")], "playing"),
+}
+DECIDED = {"payment": "not_paid", "goodbye": "not_paid"}
+"""States reached after the outcome is settled: a hang-up there keeps it. (A
+hang-up in ``lookup``, whose one prompt is shorter than busy-tone detection,
+is covered by test_flow1521_logic.py.)"""
+
+
+@pytest.mark.parametrize(
+    ("personality", "states"),
+    [
+        (CONEXANT, ["remembered_bill", "ask_bill", "read_back_bill", "offer_remember_bill"]),
+        (USR, ["welcome", "announce", "offer_payment", "payment", "goodbye"]),
+    ],
+)
+async def test_hang_up_in_every_state(
+    site_for: SiteFactory, personality: str, states: list[str]
+) -> None:
+    async with site_for(personality) as site:
+        for count, state in enumerate(states, start=1):
+            bill, answers, leave = ROUTES[state]
+            number = f"0217000{count:04d}"
+            if bill is not None:
+                site.store.remember_bill(number, bill)
+            caller = site.caller(number)
+            await caller.dial()
+            for prompt, keys in answers:
+                await caller.answer(prompt, keys)
+            if leave == "playing":
+                await caller.await_sound()
+                await caller.wait(0.3)
+                limit = IDLE_WITHIN_PLAYING
+            else:
+                await caller.hear(leave.removeprefix("listening:"))
+                await caller.wait(1.0)
+                limit = IDLE_WITHIN
+            left_at = site.rig.clock.now
+            await caller.hang_up()
+            while site.line_state != "idle" and site.rig.clock.now - left_at < 2 * limit:
+                await caller.wait(0.02)
+            assert site.rig.clock.now - left_at <= limit, f"line still busy after {state}"
+            record = await finished(site, count)
+            assert record.last_state == state
+            assert record.outcome == DECIDED.get(state, "hung_up")
+            if state not in DECIDED:
+                assert record.reason == f"hung up in {state} (busy_tone)"
