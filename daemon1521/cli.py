@@ -21,6 +21,12 @@ COMMANDS: dict[str, str] = {
     "bills": "daemon1521.commands.bills:bills",
     "say": "daemon1521.commands.say:say",
     "prompts": "daemon1521.commands.prompts:prompts",
+    "run": "daemon1521.commands.run:run",
+    "status": "daemon1521.commands.status:status",
+    "lines": "daemon1521.commands.lines:lines",
+    "calls": "daemon1521.commands.calls:calls",
+    "reload": "daemon1521.commands.reload:reload",
+    "config": "daemon1521.commands.config_cmd:config",
 }
 
 

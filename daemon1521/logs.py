@@ -3,6 +3,8 @@
 ``diagnose`` stays off: loguru's default prints variable values in
 tracebacks, which could put a PIN digit or a card number in the journal.
 Card numbers in any message are masked (first 6, last 4) by a patcher.
+Under journald each line starts with its syslog priority (``<4>``), which
+journald reads as the entry's level and strips.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from loguru import logger
 
 _CARD = re.compile(r"(?<!\d)(\d{6})(\d{6})(\d{4})(?!\d)")
-_JOURNAL_FORMAT = "<level>{level: <7}</level> {name}: {message}"
+_JOURNAL_FORMAT = "<{extra[priority]}>{level: <7} {name}: {message}"
+# loguru level -> syslog priority, for journald's SyslogLevelPrefix
+_PRIORITY = {"TRACE": 7, "DEBUG": 7, "INFO": 6, "SUCCESS": 5, "WARNING": 4, "ERROR": 3}
 _TERMINAL_FORMAT = (
     "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> <cyan>{name}</cyan>: {message}"
 )
@@ -28,16 +33,24 @@ def mask_cards(text: str) -> str:
 
 def _patch(record: dict[str, Any]) -> None:
     record["message"] = mask_cards(record["message"])
+    record["extra"]["priority"] = _PRIORITY.get(record["level"].name, 2)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """One stderr sink; journald adds its own timestamps, a terminal gets them."""
+def setup_logging(level: str = "INFO", modules: Mapping[str, str] | None = None) -> None:
+    """One stderr sink; journald adds its own timestamps, a terminal gets them.
+
+    ``modules`` sets other levels for parts of the package
+    (``{"daemon1521.modem.at": "DEBUG"}``); ``level`` holds for the rest.
+    """
     logger.remove()
     under_journal = "JOURNAL_STREAM" in os.environ
     logger.configure(patcher=_patch)
+    levels = {"": level.upper(), **{name: value.upper() for name, value in (modules or {}).items()}}
+    lowest = min(levels.values(), key=lambda name: logger.level(name).no)
     logger.add(
         sys.stderr,
-        level=level.upper(),
+        level=lowest,
+        filter=levels,
         format=_JOURNAL_FORMAT if under_journal else _TERMINAL_FORMAT,
         colorize=None if not under_journal else False,
         backtrace=False,

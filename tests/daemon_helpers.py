@@ -1,0 +1,166 @@
+"""Shared by the daemon tests: a small call handler, a systemd notify listener, configs.
+
+The handler stands in for the 1521 flow where a test is about the daemon
+(lines, faults, drain, the socket), not the script: it answers, plays a
+prompt or a tone, waits for one key and records the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from daemon1521.audio import codecs
+from daemon1521.audio.tones import tone
+from daemon1521.billing.store import CallOutcome
+from daemon1521.daemon.supervisor import LineContext
+from daemon1521.modem.errors import ModemError
+from daemon1521.modem.voice import CallEnded, IncomingCall, VoiceModem
+
+KEY_WAIT = 60.0
+"""Line seconds the handler waits for a key after its greeting."""
+
+
+async def short_call(
+    modem: VoiceModem,
+    call: IncomingCall,
+    ctx: LineContext,
+    prompt: str | None = "welcome",
+) -> None:
+    """Answer, play ``prompt`` (a 440 Hz tone when None), wait for a key, hang up."""
+    store = ctx.store
+    assert store is not None
+    ctx.call_id = store.open_call(ctx.line, ctx.caller)
+    outcome, reason = CallOutcome.NO_INPUT, "no key"
+    try:
+        await modem.answer()
+        ctx.flow_state = "greeting"
+        if prompt is not None and ctx.prompts is not None:
+            audio = ctx.prompts.encoded(prompt, modem.codec)
+        else:
+            audio = codecs.encode(tone([440.0], 0.5), modem.codec)
+        key = await modem.play(audio, barge_in=True)
+        ctx.flow_state = "waiting_for_key"
+        if key is None:
+            key = await modem.next_key(KEY_WAIT)
+        if key is not None:
+            outcome, reason = CallOutcome.NO_DEBT, "a key was pressed"
+            ctx.flow_state = "goodbye"
+    except CallEnded as exc:
+        outcome, reason = CallOutcome.HUNG_UP, f"hung up in {ctx.flow_state} ({exc.hung_up.reason})"
+    except ModemError:
+        outcome, reason = CallOutcome.ERROR, f"line failed in {ctx.flow_state}"
+        raise
+    finally:
+        store.close_call(ctx.call_id, outcome, reason)
+
+
+async def tone_call(modem: VoiceModem, call: IncomingCall, ctx: LineContext) -> None:
+    """:func:`short_call` with a tone instead of a prompt."""
+    await short_call(modem, call, ctx, prompt=None)
+
+
+class NotifyListener:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[dict[str, str]] = []
+        # read as datagrams arrive: the kernel queues only a few (net.unix.max_dgram_qlen)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._loop.add_reader(self.sock.fileno(), self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            self.messages.append(fields)
+
+    def seen(self, key: str, value: str | None = None) -> list[dict[str, str]]:
+        self._drain()
+        return [m for m in self.messages if key in m and (value is None or m[key] == value)]
+
+    async def wait_for(
+        self,
+        predicate: Callable[[dict[str, str]], bool],
+        timeout: float = 20.0,
+        start: int = 0,
+    ) -> dict[str, str]:
+        """The first message from index ``start`` on that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._drain()
+            for message in self.messages[start:]:
+                if predicate(message):
+                    return message
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no such notification; got {self.messages}")
+            await asyncio.sleep(0.01)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+def write_prompt_tone(path: Path, freqs: list[float], seconds: float = 0.4) -> np.ndarray:
+    """A distinctive prompt: one tone per frequency, written as an 8 kHz WAV; its samples."""
+    from daemon1521.audio.soundfile_io import write_wav
+
+    samples = np.concatenate([tone([f], seconds) for f in freqs])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_wav(path, samples)
+    return samples
+
+
+def config_text(
+    tmp: Path,
+    ports: list[str],
+    *,
+    roles: list[str] | None = None,
+    drain: float = 60.0,
+    health_check: float = 0.0,
+) -> str:
+    """A daemon config for a test: state under ``tmp``, fast recovery, given ports."""
+    roles = roles or ["inbound"] * len(ports)
+    lines = "\n".join(
+        f'[lines.line{i + 1}]\nport = "{port}"\nrole = "{role}"\n'
+        for i, (port, role) in enumerate(zip(ports, roles, strict=True))
+    )
+    return f"""
+[daemon]
+drain_timeout = {drain}
+
+[store]
+path = "{tmp / "store.db"}"
+
+[prompts]
+dir = "{tmp / "prompts"}"
+
+[control]
+socket = "{tmp / "control.sock"}"
+
+[recovery]
+backoff_initial = 0.5
+backoff_max = 2.0
+failures_before_out_of_service = 2
+out_of_service_retry = 3.0
+health_check = {health_check}
+
+{lines}
+"""
