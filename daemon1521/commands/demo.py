@@ -2,13 +2,14 @@
 
 A new caller dials 1521, types a bill ID, has it remembered and hears the
 debt; then calls again from the same number and confirms the remembered bill
-ID. Everything runs for real below the script: the daemon's attendant drives
+ID. Everything runs for real below the script: the daemon itself (as
+``daemon1521 run --emulated 1``) supervises the line, and its attendant drives
 a voice modem through the driver over a pseudo-terminal, the emulated modem
 puts the prompts' audio on an emulated exchange line, and what each caller
 heard is recognised from the audio that reached their phone.
 
-:class:`EmulatedSite` and :class:`Caller` are the same harness the
-end-to-end tests use.
+:class:`EmulatedSite` (an attendant without the daemon around it) and
+:class:`Caller` are the harness the end-to-end flow tests use.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.audio.say_fa import NUMBER_PROMPTS, PAUSE
 from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.store import CallRecord, Store
+from daemon1521.config import ControlConfig, LineConfig, default_config
+from daemon1521.daemon.app import Daemon
+from daemon1521.daemon.notify import Notifier
 from daemon1521.emulator.exchange import Presentation
 from daemon1521.emulator.modem import available_personalities
 from daemon1521.emulator.phone import Phone
@@ -397,6 +401,90 @@ class Caller:
         return lines
 
 
+class DaemonSite:
+    """The demo's line served by the daemon itself, as ``daemon1521 run --emulated 1``.
+
+    Same surface as :class:`EmulatedSite` for :class:`Caller`, but the calls
+    go through the daemon's supervisor, its attendant and its store.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        prompts: PromptLibrary,
+        bills: Sequence[DemoBill] = (),
+        speed: float = DEFAULT_SPEED,
+        personality: str = DEFAULT_PERSONALITY,
+    ) -> None:
+        self.speed = speed
+        self.personality = personality
+        self.ears = Ears(prompts)
+        self.rig = Rig(1, [personality], speed=speed, link_dir=directory / "ports")
+        store_path = directory / "daemon1521.db"
+        with Store.open(store_path) as store:
+            store.upsert_bills(
+                {"bill_id": b.bill_id, "payment_id": b.payment_id, "amount_rials": b.amount_rials}
+                for b in bills
+            )
+        self.config = default_config(
+            store=store_path, control=ControlConfig(socket=directory / "control.sock")
+        )
+        self.daemon: Daemon | None = None
+
+    async def __aenter__(self) -> DaemonSite:
+        try:
+            await self.rig.start()
+            modem = self.rig.modems[0]
+            line = LineConfig(name=LINE_NAME, port=str(modem.link), label="emulated line")
+            self.daemon = Daemon(
+                self.config, time_scale=self.speed, lines=[line], notifier=Notifier(None)
+            )
+            await self.daemon.start()
+            await self.wait_idle()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self.daemon is not None:
+            await self.daemon.stop()
+            self.daemon = None
+        await self.rig.stop()
+
+    @property
+    def line(self):  # the supervisor's line
+        assert self.daemon is not None and self.daemon.supervisor is not None
+        return self.daemon.supervisor.lines[0]
+
+    @property
+    def store(self) -> Store:
+        assert self.daemon is not None and self.daemon.store is not None
+        return self.daemon.store
+
+    async def wait_idle(self, calls: int = 0, timeout: float = 60.0) -> None:
+        """Wait until the daemon's line waits for a ring again after ``calls`` calls."""
+
+        async def idle() -> None:
+            while not (self.line.state == "idle" and self.line.calls_total >= calls):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(idle(), timeout / self.speed + 5.0)
+
+    def caller(self, number: str, presentation: Presentation = "number") -> Caller:
+        return Caller(self, self.rig.phone(number, presentation))  # type: ignore[arg-type]
+
+    def last_call(self) -> CallRecord:
+        calls = self.store.recent_calls(limit=1)
+        if not calls:
+            raise LookupError("no call recorded")
+        return calls[0]
+
+
 # -- the command ------------------------------------------------------------------
 
 
@@ -434,17 +522,13 @@ async def run_demo(speed: float, personality: str) -> None:
     bills = sample_bills()
     bill = bills[0]
     with tempfile.TemporaryDirectory(prefix="daemon1521-demo-") as tmp:
-        async with EmulatedSite(
-            Path(tmp) / "demo.db",
-            prompts=prompts,
-            bills=bills,
-            speed=speed,
-            personality=personality,
+        async with DaemonSite(
+            Path(tmp), prompts=prompts, bills=bills, speed=speed, personality=personality
         ) as site:
-            assert site.modem is not None and site.modem.info is not None
+            modem = site.line.snapshot().get("modem") or {}
             click.echo(
-                f"Emulated line with a {site.modem.info.model or personality} modem "
-                f"(codec {site.modem.codec}), clock at {speed:g}x real time."
+                f"daemon1521 on one emulated line ({modem.get('model') or personality}, "
+                f"codec {modem.get('codec', '?')}), clock at {speed:g}x real time."
             )
             click.echo(
                 f"Store seeded with {len(bills)} bills; caller {DEMO_CALLER} owes on "
