@@ -86,8 +86,15 @@ class Attendant:
         """Answer one ringing call, run the flow, hang up; never raises for the call's faults."""
         caller = incoming.number
         self.calls += 1
-        logger.info("{}: call from {}", self.line_name, caller or _no_number(incoming) or "unknown")
         call_id = self._open_record(caller)
+        # Every line of this call carries the line and the call record's id;
+        # the caller's number stays in the record (the supervisor logs it masked).
+        tag = f"{self.line_name} call {call_id}" if call_id is not None else self.line_name
+        logger.info(
+            "{}: answering ({})",
+            tag,
+            "caller ID" if caller else _no_number(incoming) or "no caller ID",
+        )
         flow: Flow1521 | None = None
         try:
             await self.modem.answer()
@@ -99,7 +106,7 @@ class Attendant:
                 self.settings,
                 call_id=call_id,
                 caller=caller,
-                name=self.line_name,
+                name=tag,
             )
             self.current = flow
             cap = self.settings.max_call_seconds / self.modem.time_scale
