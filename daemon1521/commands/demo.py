@@ -8,23 +8,20 @@ a voice modem through the driver over a pseudo-terminal, the emulated modem
 puts the prompts' audio on an emulated exchange line, and what each caller
 heard is recognised from the audio that reached their phone.
 
-:class:`EmulatedSite` (an attendant without the daemon around it) and
-:class:`Caller` are the harness the end-to-end flow tests use.
+:class:`EmulatedSite` and :class:`Caller` are the harness the end-to-end flow
+tests use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import click
 import numpy as np
-from loguru import logger
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.audio.say_fa import NUMBER_PROMPTS, PAUSE
@@ -33,16 +30,15 @@ from daemon1521.billing.store import CallRecord, Store
 from daemon1521.config import ControlConfig, LineConfig, default_config
 from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.notify import Notifier
+from daemon1521.daemon.supervisor import Line as SupervisedLine
 from daemon1521.emulator.exchange import Presentation
 from daemon1521.emulator.modem import available_personalities
 from daemon1521.emulator.phone import Phone
 from daemon1521.emulator.recognizer import Heard, PromptRecognizer
-from daemon1521.emulator.rig import Rig, wait_cancelled
+from daemon1521.emulator.rig import Rig
 from daemon1521.ivr import flow1521
-from daemon1521.ivr.attendant import Attendant
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.logs import setup_logging
-from daemon1521.modem.voice import VoiceModem
 
 DEFAULT_SPEED = 8.0
 DEFAULT_PERSONALITY = "conexant-cx93001"
@@ -168,11 +164,13 @@ class Ears:
 
 
 class EmulatedSite:
-    """One 1521 line on the emulator: exchange, modem, driver, store and attendant.
+    """One 1521 line on the emulator, served by the daemon itself.
 
-    ``store_path`` is created if missing and seeded with ``bills``. The
-    attendant serves the line from entry until exit; exit stops it, hangs up
-    and closes everything.
+    The same :class:`~daemon1521.daemon.app.Daemon` that ``daemon1521 run
+    --emulated 1`` starts supervises the line: its supervisor, attendant and
+    store take the calls, its driver talks to an emulated modem over a pty.
+    ``store_path`` is created if missing and seeded with ``bills``; exit stops
+    the daemon (draining a call in progress) and the emulator.
     """
 
     def __init__(
@@ -188,88 +186,77 @@ class EmulatedSite:
     ) -> None:
         self.speed = speed
         self.personality = personality
-        self.prompts = prompts
-        self.settings = settings or IvrSettings()
         self.ears = ears or Ears(prompts)
-        self.rig = Rig(1, [personality], speed=speed)
-        self.store = Store.open(store_path)
-        if bills:
-            self.store.upsert_bills(
+        self._scratch = tempfile.TemporaryDirectory(prefix="daemon1521-site-")
+        scratch = Path(self._scratch.name)  # short: a Unix socket path has a length limit
+        self.rig = Rig(1, [personality], speed=speed, link_dir=scratch)
+        with Store.open(store_path) as store:
+            store.upsert_bills(
                 {"bill_id": b.bill_id, "payment_id": b.payment_id, "amount_rials": b.amount_rials}
                 for b in bills
             )
-        self.modem: VoiceModem | None = None
-        self.attendant: Attendant | None = None
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.config = default_config(
+            store=store_path,
+            ivr=settings or IvrSettings(),
+            control=ControlConfig(socket=scratch / "control.sock"),
+        )
+        self.daemon: Daemon | None = None
         self._closed = False
 
     async def __aenter__(self) -> EmulatedSite:
         try:
             await self.rig.start()
-            self.modem = VoiceModem(str(self.rig.modems[0].link), time_scale=self.speed)
-            await self.modem.open()
-            self.attendant = Attendant(
-                self.modem, self.store, self.prompts, self.settings, LINE_NAME
+            line = LineConfig(name=LINE_NAME, port=str(self.rig.modems[0].link), label="emulated")
+            self.daemon = Daemon(
+                self.config, time_scale=self.speed, lines=[line], notifier=Notifier(None)
             )
-            self._task = asyncio.create_task(self.attendant.serve(self._stop), name="attendant")
+            await self.daemon.start()
             await self.wait_idle()
         except BaseException:
             await self.close()
             raise
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self) -> None:
-        """Stop the attendant, the driver and the emulator; close the store. Idempotent."""
+        """Stop the daemon and the emulator. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 2.0)
-            except TimeoutError:
-                await wait_cancelled(self._task)
-            except Exception as exc:  # the line's own failure, already logged by it
-                logger.warning("attendant ended with {}", exc)
-            self._task = None
-        if self.modem is not None:
-            with contextlib.suppress(Exception):
-                await self.modem.close()
-            self.modem = None
+        if self.daemon is not None:
+            await self.daemon.stop()
+            self.daemon = None
         await self.rig.stop()
-        self.store.close()
+        self._scratch.cleanup()
+
+    @property
+    def line(self) -> SupervisedLine:
+        assert self.daemon is not None and self.daemon.supervisor is not None
+        return self.daemon.supervisor.lines[0]
+
+    @property
+    def store(self) -> Store:
+        assert self.daemon is not None and self.daemon.store is not None
+        return self.daemon.store
 
     @property
     def line_state(self) -> str:
         """The exchange's state of the modem's line (``idle`` once on hook)."""
         return self.rig.exchange.line_state(self.rig.lines[0])
 
-    async def wait_idle(self, calls: int | None = None, timeout: float = 60.0) -> None:
-        """Wait until the attendant waits for a ring again (after ``calls`` calls)."""
-        assert self.attendant is not None
-        attendant = self.attendant
+    async def wait_idle(self, calls: int = 0, timeout: float = 60.0) -> None:
+        """Wait until the line waits for a ring again after ``calls`` calls."""
 
         async def idle() -> None:
-            while not attendant.waiting.is_set() or (calls is not None and attendant.calls < calls):
-                if self._task is not None and self._task.done():
-                    self._task.result()
-                    raise RuntimeError("the attendant stopped")
+            while not (self.line.state == "idle" and self.line.calls_total >= calls):
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(idle(), timeout / self.speed + 5.0)
 
     def caller(self, number: str, presentation: Presentation = "number") -> Caller:
-        phone = self.rig.phone(number, presentation)
-        return Caller(self, phone)
+        return Caller(self, self.rig.phone(number, presentation))
 
     def last_call(self) -> CallRecord:
         calls = self.store.recent_calls(limit=1)
@@ -401,90 +388,6 @@ class Caller:
         return lines
 
 
-class DaemonSite:
-    """The demo's line served by the daemon itself, as ``daemon1521 run --emulated 1``.
-
-    Same surface as :class:`EmulatedSite` for :class:`Caller`, but the calls
-    go through the daemon's supervisor, its attendant and its store.
-    """
-
-    def __init__(
-        self,
-        directory: Path,
-        *,
-        prompts: PromptLibrary,
-        bills: Sequence[DemoBill] = (),
-        speed: float = DEFAULT_SPEED,
-        personality: str = DEFAULT_PERSONALITY,
-    ) -> None:
-        self.speed = speed
-        self.personality = personality
-        self.ears = Ears(prompts)
-        self.rig = Rig(1, [personality], speed=speed, link_dir=directory / "ports")
-        store_path = directory / "daemon1521.db"
-        with Store.open(store_path) as store:
-            store.upsert_bills(
-                {"bill_id": b.bill_id, "payment_id": b.payment_id, "amount_rials": b.amount_rials}
-                for b in bills
-            )
-        self.config = default_config(
-            store=store_path, control=ControlConfig(socket=directory / "control.sock")
-        )
-        self.daemon: Daemon | None = None
-
-    async def __aenter__(self) -> DaemonSite:
-        try:
-            await self.rig.start()
-            modem = self.rig.modems[0]
-            line = LineConfig(name=LINE_NAME, port=str(modem.link), label="emulated line")
-            self.daemon = Daemon(
-                self.config, time_scale=self.speed, lines=[line], notifier=Notifier(None)
-            )
-            await self.daemon.start()
-            await self.wait_idle()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self.daemon is not None:
-            await self.daemon.stop()
-            self.daemon = None
-        await self.rig.stop()
-
-    @property
-    def line(self):  # the supervisor's line
-        assert self.daemon is not None and self.daemon.supervisor is not None
-        return self.daemon.supervisor.lines[0]
-
-    @property
-    def store(self) -> Store:
-        assert self.daemon is not None and self.daemon.store is not None
-        return self.daemon.store
-
-    async def wait_idle(self, calls: int = 0, timeout: float = 60.0) -> None:
-        """Wait until the daemon's line waits for a ring again after ``calls`` calls."""
-
-        async def idle() -> None:
-            while not (self.line.state == "idle" and self.line.calls_total >= calls):
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(idle(), timeout / self.speed + 5.0)
-
-    def caller(self, number: str, presentation: Presentation = "number") -> Caller:
-        return Caller(self, self.rig.phone(number, presentation))  # type: ignore[arg-type]
-
-    def last_call(self) -> CallRecord:
-        calls = self.store.recent_calls(limit=1)
-        if not calls:
-            raise LookupError("no call recorded")
-        return calls[0]
-
-
 # -- the command ------------------------------------------------------------------
 
 
@@ -522,8 +425,12 @@ async def run_demo(speed: float, personality: str) -> None:
     bills = sample_bills()
     bill = bills[0]
     with tempfile.TemporaryDirectory(prefix="daemon1521-demo-") as tmp:
-        async with DaemonSite(
-            Path(tmp), prompts=prompts, bills=bills, speed=speed, personality=personality
+        async with EmulatedSite(
+            Path(tmp) / "daemon1521.db",
+            prompts=prompts,
+            bills=bills,
+            speed=speed,
+            personality=personality,
         ) as site:
             modem = site.line.snapshot().get("modem") or {}
             click.echo(
