@@ -17,7 +17,6 @@ never lists them itself.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import operator
 import os
 import re
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from daemon1521 import typed_toml
 from daemon1521.ivr.settings import IvrSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/daemon1521/daemon1521.toml")
@@ -43,6 +43,8 @@ LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRI
 LINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})?$")
 GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
+_NAMES = types.MappingProxyType({Path: "a path"})
+"""How messages name the config's own value types (besides the common TOML ones)."""
 
 
 class ConfigError(Exception):
@@ -389,50 +391,19 @@ class _Reader:
 
     def convert(self, tp: Any, value: Any, key: str) -> Any:
         """``value`` checked against the type ``tp`` (and converted where TOML differs)."""
-        origin = typing.get_origin(tp)
-        if origin in (typing.Union, types.UnionType):
-            options = [a for a in typing.get_args(tp) if a is not type(None)]
-            for option in options:
-                try:
-                    return self.convert(option, value, key)
-                except ConfigError:
-                    continue
-            raise self.error(key, f"must be {_type_name(tp)}, not {value!r}")
-        ok: bool
-        if origin is Literal:
-            ok = value in typing.get_args(tp)
-        elif origin in (tuple,):
-            if isinstance(value, list):
-                item = typing.get_args(tp)[0]
-                return tuple(self.convert(item, v, f"{key}[{i}]") for i, v in enumerate(value))
-            ok = False
-        elif origin in (Mapping, dict):
-            if isinstance(value, dict):
-                item = typing.get_args(tp)[1]
-                return {k: self.convert(item, v, f"{key}.{k}") for k, v in value.items()}
-            ok = False
-        elif tp is bool:
-            ok = isinstance(value, bool)
-        elif tp is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif tp is float:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif tp is str:
-            ok = isinstance(value, str)
-        elif tp is Path:
-            ok = isinstance(value, str) and bool(value)
-            value = Path(value) if ok else value
-        elif isinstance(tp, type) and issubclass(tp, enum.Enum):
-            try:
-                return tp(value)
-            except ValueError:
-                ok = False
-        else:
-            ok = True
-        if not ok:
-            raise self.error(key, f"must be {_type_name(tp)}, not {value!r}")
-        return value
+        try:
+            return typed_toml.convert(tp, value, key, special=_path_value, names=_NAMES)
+        except typed_toml.TomlValueError as exc:
+            raise self.error(exc.key, exc.problem) from None
+
+
+def _path_value(tp: Any, value: Any, key: str) -> Any:
+    """Paths are the config's own type: any non-empty string makes one."""
+    if tp is not Path:
+        return typed_toml.UNHANDLED
+    if isinstance(value, str) and value:
+        return Path(value)
+    raise typed_toml.mismatch(tp, value, key, _NAMES)
 
 
 def _join(where: str, key: str) -> str:
@@ -445,26 +416,3 @@ def _blame(message: str, where: str, fields: Mapping[str, Any]) -> str:
         if re.search(rf"\b{re.escape(name)}\b", message):
             return _join(where, name)
     return where
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(_type_name(a) for a in options)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin in (Mapping, dict):
-        return f"a table of {_type_name(typing.get_args(tp)[1])}"
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return "one of " + ", ".join(repr(m.value) for m in tp)  # type: ignore[attr-defined]
-    names = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        Path: "a path",
-    }
-    return names.get(tp, getattr(tp, "__name__", str(tp)))

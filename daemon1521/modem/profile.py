@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from loguru import logger
 
+from daemon1521 import typed_toml
 from daemon1521.modem.errors import ProfileError
 
 GENERIC = "generic-v253"
@@ -433,64 +434,26 @@ def default_profile_dir() -> Path:
     return next((path for path in candidates if path.is_dir()), candidates[0])
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin in (Mapping, dict):
-        return f"a table of {_type_name(typing.get_args(tp)[1])}"
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        tp, str(tp)
-    )
-
-
 def _convert(tp: Any, value: Any, path: str, key: str, partial: bool) -> Any:
-    """Check a TOML value against a field type and convert it (lists to tuples...)."""
-    origin = typing.get_origin(tp)
-    ok = True
-    if dataclasses.is_dataclass(tp):
+    """Check a TOML value against a field type and convert it (sections, lists to tuples...).
+
+    ``partial`` (one file on its own, before ``extends`` is resolved) keeps
+    sections and tables as plain dicts, so that they can still be merged.
+    """
+
+    def section(tp: Any, value: Any, key: str) -> Any:
+        if not dataclasses.is_dataclass(tp):
+            return typed_toml.UNHANDLED
         if not isinstance(value, dict):
-            ok = False
-        else:
-            return _build(typing.cast(type, tp), value, path, key + ".", partial)
-    elif origin is Literal:
-        ok = value in typing.get_args(tp)
-    elif origin is tuple:
-        if isinstance(value, list):
-            item_type = typing.get_args(tp)[0]
-            return tuple(
-                _convert(item_type, v, path, f"{key}[{i}]", partial) for i, v in enumerate(value)
-            )
-        ok = False
-    elif origin in (Mapping, dict):
-        if isinstance(value, dict):
-            key_type, value_type = typing.get_args(tp)
-            for name in value:
-                if typing.get_origin(key_type) is Literal and name not in typing.get_args(key_type):
-                    raise ProfileError(
-                        path, f"{key}.{name}", f"unknown name, must be {_type_name(key_type)}"
-                    )
-            converted = {
-                k: _convert(value_type, v, path, f"{key}.{k}", partial) for k, v in value.items()
-            }
-            return converted if partial else FrozenMap(converted)
-        ok = False
-    elif tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif tp is str:
-        ok = isinstance(value, str)
-    if not ok:
-        raise ProfileError(path, key, f"must be {_type_name(tp)}, not {value!r}")
-    return value
+            raise typed_toml.mismatch(tp, value, key)
+        return _build(typing.cast(type, tp), value, path, key + ".", partial)
+
+    try:
+        return typed_toml.convert(
+            tp, value, key, special=section, mapping=dict if partial else FrozenMap
+        )
+    except typed_toml.TomlValueError as exc:
+        raise ProfileError(path, exc.key, exc.problem) from None
 
 
 def _build(cls: type, data: dict[str, Any], path: str, prefix: str, partial: bool) -> Any:
