@@ -102,6 +102,11 @@ async def test_ready_status_and_watchdog_reach_systemd(site: Site) -> None:
     phone = site.rig.phone(CALLER)
     assert await phone.dial("1521") == "answered"
     await site.notify.wait_for(lambda m: "1 in call" in m.get("STATUS", ""))
+    # the handler reports its first state a moment after the line goes in_call
+    for _ in range(500):
+        if site.line("line1").snapshot()["flow_state"] is not None:
+            break
+        await asyncio.sleep(0.01)
     status = await site.ask("status")
     line1 = status["lines"][0]
     assert line1["state"] == "in_call" and line1["caller"] == "0912*****67"
