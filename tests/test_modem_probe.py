@@ -18,7 +18,13 @@ from click.testing import CliRunner
 from daemon1521.commands.modem import modem
 from tests.cli_support import console_script, read_json_lines, stop
 
-PERSONALITIES = ("conexant-cx93001", "usr-5637", "generic-v253", "field-quirks")
+PERSONALITIES = (
+    "conexant-cx93001",
+    "usr-5637",
+    "generic-v253",
+    "field-quirks",
+    "multitech-mt5634zpx",
+)
 SPEED = "20"
 
 # profile, model, firmware, codec chosen (from the +VSM=? listing), a listed codec
@@ -33,6 +39,7 @@ EXPECTED = {
     "usr-5637": ("usr-5637", "USR5637", "1.2.23", "ulaw", "129:s16le"),
     "generic-v253": ("generic-v253", "V253-VOICE", "1.0", "ulaw", "5:alaw"),
     "field-quirks": ("generic-v253", "FQ-56V", "0.9", "ulaw", "133:s16le"),
+    "multitech-mt5634zpx": ("agere-mt5634zpx", "MT5634ZPX-PCI-V92", "1.32c", "ulaw", "132:adpcm"),
 }
 
 

@@ -4,7 +4,8 @@ The emulated exchange clears a call the way the tone plan says: a loop-current
 break, then busy tone (425 Hz, 0.5/0.5 s) until it parks the line in silence.
 Chips report different things (generic: DLE l; USR: DLE b while it lasts,
 also during +VTX; Conexant: DLE b only while recording, and its profile trusts
-none of it; field-quirks: nothing at all), so the driver must reach the same
+none of it; field-quirks: nothing at all; MultiTech: like generic, but nothing
+while recording), so the driver must reach the same
 verdict from its own analysis of the received audio where the chip is silent.
 A second tone plan returns dial tone to the party left on the line (as some
 PBXs do) to exercise dial-tone evidence.
@@ -37,18 +38,21 @@ LISTENING = {
     "usr-5637": "busy_tone",
     "generic-v253": "loop_break",  # DLE l
     "field-quirks": "busy_tone",  # software: the chip reports nothing
+    "multitech-mt5634zpx": "busy_tone",  # software: no DLE events during +VRX
 }
 DURING_PROMPT = {
     "conexant-cx93001": None,  # busy reported only while recording
     "usr-5637": "busy_tone",  # DLE b during +VTX
     "generic-v253": "loop_break",
     "field-quirks": None,
+    "multitech-mt5634zpx": "loop_break",  # DLE l during +VTX
 }
 DIAL_TONE_DURING_PROMPT = {
     "conexant-cx93001": None,  # DLE d is sent, but the profile trusts no chip event
     "usr-5637": None,  # false DLE d during play: ignored by its profile
     "generic-v253": "dial_tone",  # DLE d
     "field-quirks": None,
+    "multitech-mt5634zpx": "dial_tone",  # DLE d during +VTX
 }
 
 

@@ -29,7 +29,13 @@ from daemon1521.emulator.rig import Rig, wait_cancelled
 from daemon1521.emulator.toneplan import TonePlan
 from daemon1521.modem.voice import IncomingCall, VoiceModem
 
-PERSONALITIES = ("conexant-cx93001", "usr-5637", "generic-v253", "field-quirks")
+PERSONALITIES = (
+    "conexant-cx93001",
+    "usr-5637",
+    "generic-v253",
+    "field-quirks",
+    "multitech-mt5634zpx",
+)
 SPEED = 50.0
 REAL_LIMIT = 20.0
 CALLER = "09121234567"
@@ -44,12 +50,14 @@ EXPECTED_PROFILE = {
     "usr-5637": "usr-5637",
     "generic-v253": "generic-v253",
     "field-quirks": "generic-v253",
+    "multitech-mt5634zpx": "agere-mt5634zpx",
 }
 EXPECTED_CODEC = {
     "conexant-cx93001": ("u8", 1),  # no G.711 on this firmware revision
     "usr-5637": ("ulaw", 131),
     "generic-v253": ("ulaw", 4),
     "field-quirks": ("ulaw", 131),  # from the listing: the generic table says 4
+    "multitech-mt5634zpx": ("ulaw", 131),
 }
 
 

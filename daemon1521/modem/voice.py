@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from loguru import logger
 
 from daemon1521.audio import codecs
 from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring
+from daemon1521.modem.audiokeys import AudioKeys
 from daemon1521.modem.dle import ABORT_RX, CANCEL_TX, END_DUPLEX, END_TX, DleEvent
 from daemon1521.modem.errors import AtError, AtTimeout, ModemError, PortError, StreamError
 from daemon1521.modem.keys import DtmfFramer
@@ -118,6 +120,8 @@ class _Call:
     watch: LineWatch
     answered_at: float = 0.0
     keys: deque[str] = field(default_factory=deque)
+    audio_keys: AudioKeys | None = None
+    """Key presses found in the recorded audio, where the chip reports none during +VRX."""
 
 
 class VoiceModem:
@@ -602,7 +606,10 @@ class VoiceModem:
         watch = LineWatch(
             self.profile.capabilities, tone_hz=self.tone_hz, silence_hangup=self.silence_hangup
         )
-        self._call = _Call(watch)
+        audio_keys = None
+        if not self.profile.capabilities.events_during_vrx:
+            audio_keys = AudioKeys(self.profile.codecs.rate)  # the chip is mute while recording
+        self._call = _Call(watch, audio_keys=audio_keys)
         self._framer.reset()
         self.state = "in_call"
 
@@ -656,6 +663,8 @@ class VoiceModem:
         """A key, or hang-up evidence noted on the call's watch."""
         key = self._framer.feed(event)
         if key is not None:
+            if call.audio_keys is not None and not call.audio_keys.chip_key(key):
+                return None  # a press already found in the audio
             return key
         if event.code == "H" and self.profile.capabilities.dle_h_after_answer:
             return None
@@ -770,6 +779,23 @@ class VoiceModem:
         key: str | None = None
         width = codecs.bytes_per_sample(self.codec)
         rest = b""
+
+        def samples_of(item: bytes) -> np.ndarray:
+            nonlocal rest
+            data = rest + item
+            cut = len(data) - len(data) % width
+            rest = data[cut:]
+            return codecs.decode(data[:cut], self.codec)
+
+        def found(keys: Iterable[str | None]) -> None:
+            # the operation's key is the first; later ones are type-ahead
+            nonlocal key
+            for extra in keys:
+                if extra is not None and key is None:
+                    key = extra
+                elif extra is not None:
+                    call.keys.append(extra)
+
         try:
             async with engine.stream(
                 self.profile.commands.record,
@@ -801,21 +827,18 @@ class VoiceModem:
                     if isinstance(item, DleEvent):
                         key = self._judge(call, item)
                     else:
-                        data = rest + item
-                        cut = len(data) - len(data) % width
-                        rest = data[cut:]
-                        call.watch.audio(codecs.decode(data[:cut], self.codec))
+                        samples = samples_of(item)
+                        call.watch.audio(samples)
+                        if call.audio_keys is not None:
+                            found(call.audio_keys.audio(samples))
                 if not stream.ended:
                     await stream.finish(timeout=self.profile.timeouts.stream_end)
                 # keys that arrived while the stream was ending
                 while (item := stream.read_nowait()) is not None:
                     if isinstance(item, DleEvent):
-                        extra = self._judge(call, item)
-                        if extra is not None:
-                            if key is None:
-                                key = extra
-                            else:
-                                call.keys.append(extra)
+                        found([self._judge(call, item)])
+                    elif call.audio_keys is not None:
+                        found(call.audio_keys.audio(samples_of(item)))
         except AtTimeout:
             await self._recover()
             raise NotResponding(f"{self.url}: modem stopped answering while listening") from None

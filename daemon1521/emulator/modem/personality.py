@@ -26,7 +26,8 @@ each with a comment naming its source):
 - ``[fclass]``: accepted classes and the ``=?`` text;
 - ``[voice]``: the ``+VSM`` codec table (code, name, stream format or none,
   rates) and listing text, buffer sizes, end-of-play and ring quirks, which
-  DLE events the chip reports and where busy is reported, silence
+  DLE events the chip reports, where busy is reported and whether any event
+  is reported during ``+VRX`` (``events_during_vrx``), silence
   detection, DLE SUB, ``[voice.dtmf]`` framing, ``[voice.vts]`` limits;
 - ``[caller_id]``: separator, field order, private/unavailable values, NAME
   width, MESG, settings it requires (Conexant ``-SCID=1``), region parameter
@@ -249,6 +250,9 @@ class Voice:
     dle_sub: bool
     rx_end_codes: str
     events: frozenset[str]
+    events_during_vrx: bool
+    """False: nothing is reported while recording (+VRX), neither DTMF nor
+    tones nor line events; the host must find key presses in the audio."""
     busy_contexts: frozenset[str]
     vit_unit: float
     dtmf: Dtmf
@@ -590,6 +594,7 @@ def _voice(v: _Table) -> Voice:
         dle_sub=v.get("dle_sub", bool, False),
         rx_end_codes=v.get("rx_end_codes", str, "!"),
         events=frozenset(events),
+        events_during_vrx=v.get("events_during_vrx", bool, True),
         busy_contexts=busy,
         vit_unit=v.get("vit_unit", float, 1.0),
         dtmf=dtmf,

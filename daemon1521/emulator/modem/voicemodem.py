@@ -23,6 +23,9 @@ penalised at high clock speeds, while the chip's own stray ``DLE u`` after
 CONNECT comes from the personality; closing the port behaves like DTR dropping with ``&D2``
 (hang up, back to command state); ``+VEM`` is stored but the chip reports
 the events its personality lists; gains are stored and audio passes at 0 dB.
+A chip whose personality says ``events_during_vrx = false`` reports nothing
+at all while in ``+VRX`` (``+VTR`` is not affected): DTMF, call-progress
+tones, silence, line events and overrun.
 """
 
 from __future__ import annotations
@@ -327,6 +330,8 @@ class VoiceModem(Endpoint):
             self._detect_silence(frame, events)
         self._check_inactivity()
         if recording and self._mode in ("rx", "duplex"):
+            if self._silent_recording:
+                events.clear()  # heard and tracked, never reported
             self._record_frame(frame, events)
         else:
             for _, data in sorted(events, key=lambda e: e[0]):
@@ -1069,7 +1074,7 @@ class VoiceModem(Endpoint):
         if backlog > v.rx_backlog:
             if not self._overrun:
                 self._overrun = True
-                if "o" in v.events:
+                if "o" in v.events and not self._silent_recording:
                     events.append((FRAME, shielding.event("o")))
             for _, data in sorted(events, key=lambda e: e[0]):
                 self._write(data)
@@ -1239,8 +1244,18 @@ class VoiceModem(Endpoint):
 
     def _event(self, code: str) -> None:
         """Report a DLE event now, if the chip reports it (voice mode only)."""
-        if self._fclass == "8" and code in self.personality.voice.events:
+        reported = self._fclass == "8" and code in self.personality.voice.events
+        if reported and not self._silent_recording:
             self._write(shielding.event(code))
+
+    @property
+    def _silent_recording(self) -> bool:
+        """Recording (+VRX) on a chip that reports no DLE events meanwhile.
+
+        Its detectors keep running, so a key already down when the stream ends
+        is not reported again afterwards: that press is only in the audio.
+        """
+        return self._mode == "rx" and not self.personality.voice.events_during_vrx
 
     def _format_result(self, name: str) -> bytes:
         numeric = self.personality.results.numeric
