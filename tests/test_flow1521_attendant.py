@@ -14,8 +14,8 @@ from daemon1521.ivr.attendant import Attendant, serve_line
 from daemon1521.ivr.flow1521 import Flow1521
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.modem.callerid import CallerInfo
-from daemon1521.modem.errors import PortError
-from daemon1521.modem.voice import IncomingCall, NotResponding
+from daemon1521.modem.errors import NotResponding, PortError
+from daemon1521.modem.voice import IncomingCall
 from tests.test_dialog import FakeLine, NamePrompts
 
 BILL = make_bill_id(4321, 101)

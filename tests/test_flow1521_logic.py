@@ -15,7 +15,7 @@ from daemon1521.billing.ids import bill_id_groups, make_bill_id, make_payment_id
 from daemon1521.billing.store import CallRecord, Store
 from daemon1521.ivr.flow1521 import Flow1521, FlowResult, State
 from daemon1521.ivr.settings import IvrSettings
-from daemon1521.modem.voice import NotResponding
+from daemon1521.modem.errors import NotResponding
 from tests.test_dialog import FakeLine, NamePrompts
 
 CALLER = "02188776655"

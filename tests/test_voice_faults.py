@@ -13,8 +13,7 @@ import asyncio
 import pytest
 
 from daemon1521.emulator.rig import wait_cancelled
-from daemon1521.modem.errors import PortError
-from daemon1521.modem.voice import NotResponding
+from daemon1521.modem.errors import NotResponding, PortError
 from tests.voice_support import PERSONALITIES, call_in, collect_keys, emulated_site
 
 EVERY_CHIP = pytest.mark.parametrize("personality", PERSONALITIES)

@@ -59,6 +59,10 @@ class AtError(ModemError):
         super().__init__(f"{self.command}: {final}")
 
 
+class NotResponding(ModemError):
+    """The modem stopped answering and could not be brought back by a reset."""
+
+
 class StreamError(ModemError):
     """A voice data stream was used wrongly or ended unexpectedly."""
 

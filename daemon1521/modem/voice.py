@@ -11,7 +11,7 @@ one running many times faster.
 
 Failures: a modem that stops answering is reset (DTR drop where the port
 supports it, ``ATZ``, re-initialisation) and the operation raises
-:class:`ModemNotResponding`; a port that fails raises :class:`CallEnded`
+:class:`~.errors.NotResponding`; a port that fails raises :class:`CallEnded`
 during a call and :class:`PortError` otherwise, and :meth:`VoiceModem.reopen`
 brings it back when the device returns. Nothing waits forever.
 """
@@ -33,7 +33,14 @@ from daemon1521.audio import codecs
 from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring
 from daemon1521.modem.audiokeys import AudioKeys
 from daemon1521.modem.dle import ABORT_RX, CANCEL_TX, END_DUPLEX, END_TX, DleEvent
-from daemon1521.modem.errors import AtError, AtTimeout, ModemError, PortError, StreamError
+from daemon1521.modem.errors import (
+    AtError,
+    AtTimeout,
+    ModemError,
+    NotResponding,
+    PortError,
+    StreamError,
+)
 from daemon1521.modem.keys import DtmfFramer
 from daemon1521.modem.linewatch import HungUp, LineWatch
 from daemon1521.modem.profile import (
@@ -60,13 +67,6 @@ COMMAND_BODY_MAX = 40
 """Characters after "AT" that every modem takes on one line (V.250 5.2.1's minimum
 buffer); a longer +VTS is ERROR on chips with that little (card numbers!)."""
 STREAMING_CODECS = frozenset(codecs.CODECS)
-
-
-class NotResponding(ModemError):
-    """The modem stopped answering and could not be brought back by a reset."""
-
-
-ModemNotResponding = NotResponding
 
 
 class CallEnded(ModemError):
