@@ -10,12 +10,12 @@ from daemon1521.commands.demo import DEMO_CALLER, sample_bills
 
 
 def test_demo_prints_both_calls_and_exits_cleanly() -> None:
-    result = CliRunner().invoke(main, ["demo", "--speed", "20", "--personality", "usr-5637"])
+    result = CliRunner().invoke(main, ["demo", "--speed", "12", "--personality", "usr-5637"])
     assert result.exit_code == 0, result.output
     out = result.output
     catalog = PromptCatalog("fa")
     first, _, second = out.partition("Call 2:")
-    assert "20x real time" in out and "Call 1:" in first
+    assert "12x real time" in out and "Call 1:" in first
     assert catalog.text("welcome") in first and catalog.text("welcome") in second
     assert catalog.text("offer_remember_bill") in first
     assert catalog.text("remembered_bill_is") in second
