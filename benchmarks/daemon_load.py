@@ -36,11 +36,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, cast
+from typing import Any
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.billing.store import CallOutcome, CallRecord, Store
-from daemon1521.commands.demo import Caller, DemoBill, Ears, EmulatedSite, sample_bills
+from daemon1521.commands.demo import Caller, DemoBill, Ears, sample_bills
 from daemon1521.config import ControlConfig, LineConfig, default_config
 from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.notify import Notifier
@@ -166,7 +166,7 @@ class LoadSite:
 
     def caller(self, number: str) -> Caller:
         # a Caller uses only its site's rig and ears, which this site has too
-        return Caller(cast(EmulatedSite, self), self.rig.phone(number))
+        return Caller(self, self.rig.phone(number))
 
     def serving(self, number: str) -> tuple[SupervisedLine, LineContext] | None:
         """The line whose call in progress is from ``number``, and that call."""

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import click
 import numpy as np
@@ -265,10 +266,17 @@ class EmulatedSite:
         return calls[0]
 
 
+class CallerSite(Protocol):
+    """What a :class:`Caller` needs of the site it calls: the wiring and the ears."""
+
+    rig: Rig
+    ears: Ears
+
+
 class Caller:
     """A scripted subscriber: listens for a question, then presses keys."""
 
-    def __init__(self, site: EmulatedSite, phone: Phone) -> None:
+    def __init__(self, site: CallerSite, phone: Phone) -> None:
         self.site = site
         self.phone = phone
         self.start = 0
