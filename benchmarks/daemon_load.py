@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import random
 import signal
 import statistics
@@ -40,15 +39,11 @@ from typing import Any
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.billing.store import CallOutcome, CallRecord, Store
-from daemon1521.commands.demo import Caller, DemoBill, Ears, sample_bills
-from daemon1521.config import ControlConfig, LineConfig, default_config
-from daemon1521.daemon.app import Daemon
-from daemon1521.daemon.notify import Notifier
+from daemon1521.commands.demo import Caller, DemoBill, Ears, EmulatedSite, sample_bills
 from daemon1521.daemon.supervisor import Line as SupervisedLine
 from daemon1521.daemon.supervisor import LineContext
 from daemon1521.emulator.clock import FRAME_SECONDS, EmuClock
 from daemon1521.emulator.modem import available_personalities
-from daemon1521.emulator.rig import Rig
 from daemon1521.logs import setup_logging
 
 PERSONALITIES = ("conexant-cx93001", "usr-5637")
@@ -62,8 +57,6 @@ PAUSE_BETWEEN_CALLS = 3.0
 """Line seconds a caller stays on hook before calling again."""
 CLEAR_WAIT = 30.0
 """Line seconds a caller waits for 1521 to hang up after declining payment."""
-SETTLE_SECONDS = 10.0
-"""Real seconds the site may take to bring every line to idle before the run."""
 REALTIME_SECONDS = 12.0
 """Wall seconds of the run at real time (the callers hang up mid-call after it)."""
 ABANDON_WAIT = 15.0
@@ -100,9 +93,10 @@ PART_LABELS = {
 # -- the site ---------------------------------------------------------------------
 
 
-class LoadSite:
-    """N lines of an emulated site, each supervised by the daemon; the demo's
-    :class:`~daemon1521.commands.demo.EmulatedSite` is the one-line case."""
+class LoadSite(EmulatedSite):
+    """N lines of an emulated site, each supervised by the daemon: the demo's
+    and the tests' :class:`~daemon1521.commands.demo.EmulatedSite`, with what
+    the load figures need on top."""
 
     def __init__(
         self,
@@ -114,59 +108,18 @@ class LoadSite:
         ears: Ears,
         bills: Sequence[DemoBill],
     ) -> None:
-        self.speed = speed
-        self.ears = ears
-        self.store_path = scratch / "daemon1521.db"
-        self.rig = Rig(lines, personalities, speed=speed, link_dir=scratch)
-        with Store.open(self.store_path) as store:
-            store.upsert_bills(dataclasses.asdict(bill) for bill in bills)
-        self.config = default_config(
-            store=self.store_path, control=ControlConfig(socket=scratch / "control.sock")
+        super().__init__(
+            scratch / "daemon1521.db",
+            bills=bills,
+            speed=speed,
+            ears=ears,
+            lines=lines,
+            personalities=personalities,
         )
-        self.daemon: Daemon | None = None
-
-    async def __aenter__(self) -> LoadSite:
-        await self.rig.start()
-        try:
-            lines = [
-                LineConfig(name=f"line{index + 1}", port=str(modem.link), label=personality)
-                for index, (modem, personality) in enumerate(
-                    zip(self.rig.modems, self.rig.personalities, strict=True)
-                )
-            ]
-            self.daemon = Daemon(
-                self.config, time_scale=self.speed, lines=lines, notifier=Notifier(None)
-            )
-            await self.daemon.start()
-            for line in self.lines:
-                if not await line.wait_for(lambda line: line.state == "idle", SETTLE_SECONDS):
-                    raise RuntimeError(f"{line.name} is {line.state}, not idle")
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self.daemon is not None:
-            daemon, self.daemon = self.daemon, None
-            await daemon.stop()
-        await self.rig.stop()
-
-    @property
-    def lines(self) -> list[SupervisedLine]:
-        assert self.daemon is not None and self.daemon.supervisor is not None
-        return self.daemon.supervisor.lines
 
     @property
     def clock(self) -> EmuClock:
         return self.rig.clock
-
-    def caller(self, number: str) -> Caller:
-        # a Caller uses only its site's rig and ears, which this site has too
-        return Caller(self, self.rig.phone(number))
 
     def serving(self, number: str) -> tuple[SupervisedLine, LineContext] | None:
         """The line whose call in progress is from ``number``, and that call."""
@@ -197,7 +150,7 @@ class LoadSite:
         return freed, len(times) - len(freed)
 
     def records(self) -> list[CallRecord]:
-        with Store.open(self.store_path) as store:
+        with Store.open(self.config.store) as store:
             return store.recent_calls(limit=100_000)
 
 

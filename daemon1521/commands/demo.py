@@ -44,7 +44,6 @@ from daemon1521.logs import setup_logging
 DEFAULT_SPEED = 8.0
 DEFAULT_PERSONALITY = "conexant-cx93001"
 SAMPLE_RATE = 8000
-LINE_NAME = "line1"
 REPLY_DELAY = 0.3
 """Seconds a scripted caller takes to react once a question has been heard."""
 QUIET_SECONDS = 1.0
@@ -178,19 +177,25 @@ class EmulatedSite:
         self,
         store_path: Path,
         *,
-        prompts: PromptLibrary,
+        prompts: PromptLibrary | None = None,
         bills: Sequence[DemoBill] = (),
         speed: float = DEFAULT_SPEED,
         personality: str = DEFAULT_PERSONALITY,
         settings: IvrSettings | None = None,
         ears: Ears | None = None,
+        lines: int = 1,
+        personalities: Sequence[str] | None = None,
     ) -> None:
+        if ears is None:
+            if prompts is None:
+                raise ValueError("an emulated site needs the prompts or ears that know them")
+            ears = Ears(prompts)
         self.speed = speed
         self.personality = personality
-        self.ears = ears or Ears(prompts)
+        self.ears = ears
         self._scratch = tempfile.TemporaryDirectory(prefix="daemon1521-site-")
         scratch = Path(self._scratch.name)  # short: a Unix socket path has a length limit
-        self.rig = Rig(1, [personality], speed=speed, link_dir=scratch)
+        self.rig = Rig(lines, personalities or [personality], speed=speed, link_dir=scratch)
         with Store.open(store_path) as store:
             store.upsert_bills(
                 {"bill_id": b.bill_id, "payment_id": b.payment_id, "amount_rials": b.amount_rials}
@@ -207,12 +212,18 @@ class EmulatedSite:
     async def __aenter__(self) -> EmulatedSite:
         try:
             await self.rig.start()
-            line = LineConfig(name=LINE_NAME, port=str(self.rig.modems[0].link), label="emulated")
+            lines = [
+                LineConfig(name=f"line{index + 1}", port=str(modem.link), label=personality)
+                for index, (modem, personality) in enumerate(
+                    zip(self.rig.modems, self.rig.personalities, strict=True)
+                )
+            ]
             self.daemon = Daemon(
-                self.config, time_scale=self.speed, lines=[line], notifier=Notifier(None)
+                self.config, time_scale=self.speed, lines=lines, notifier=Notifier(None)
             )
             await self.daemon.start()
-            await self.wait_idle()
+            for index in range(len(lines)):
+                await self.wait_idle(line=index)
         except BaseException:
             await self.close()
             raise
@@ -233,9 +244,13 @@ class EmulatedSite:
         self._scratch.cleanup()
 
     @property
-    def line(self) -> SupervisedLine:
+    def lines(self) -> list[SupervisedLine]:
         assert self.daemon is not None and self.daemon.supervisor is not None
-        return self.daemon.supervisor.lines[0]
+        return self.daemon.supervisor.lines
+
+    @property
+    def line(self) -> SupervisedLine:
+        return self.lines[0]
 
     @property
     def store(self) -> Store:
@@ -247,11 +262,12 @@ class EmulatedSite:
         """The exchange's state of the modem's line (``idle`` once on hook)."""
         return self.rig.exchange.line_state(self.rig.lines[0])
 
-    async def wait_idle(self, calls: int = 0, timeout: float = 60.0) -> None:
-        """Wait until the line waits for a ring again after ``calls`` calls."""
+    async def wait_idle(self, calls: int = 0, timeout: float = 60.0, line: int = 0) -> None:
+        """Wait until a line (the first) waits for a ring again after ``calls`` calls."""
+        supervised = self.lines[line]
 
         async def idle() -> None:
-            while not (self.line.state == "idle" and self.line.calls_total >= calls):
+            while not (supervised.state == "idle" and supervised.calls_total >= calls):
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(idle(), timeout / self.speed + 5.0)
