@@ -39,12 +39,14 @@ from typing import Any
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.billing.store import CallOutcome, CallRecord, Store
-from daemon1521.commands.demo import Caller, DemoBill, Ears, EmulatedSite, sample_bills
 from daemon1521.daemon.supervisor import Line as SupervisedLine
 from daemon1521.daemon.supervisor import LineContext
 from daemon1521.emulator.clock import FRAME_SECONDS, EmuClock
 from daemon1521.emulator.modem import available_personalities
 from daemon1521.logs import setup_logging
+from daemon1521.testbed.caller import Caller
+from daemon1521.testbed.ears import Ears
+from daemon1521.testbed.site import DemoBill, EmulatedSite, sample_bills
 
 PERSONALITIES = ("conexant-cx93001", "usr-5637")
 FIRST_CALLER = 9_121_000_000
@@ -69,7 +71,7 @@ WATCH_INTERVAL = 0.05
 PARTS: tuple[tuple[str, str], ...] = (
     ("/daemon1521/emulator/phone.py", "callers"),
     ("/daemon1521/emulator/recognizer.py", "callers"),
-    ("/daemon1521/commands/demo.py", "callers"),
+    ("/daemon1521/testbed/", "callers"),
     ("/benchmarks/daemon_load.py", "callers"),
     ("/daemon1521/emulator/", "emulator"),
     ("/daemon1521/modem/", "driver"),
@@ -95,7 +97,7 @@ PART_LABELS = {
 
 class LoadSite(EmulatedSite):
     """N lines of an emulated site, each supervised by the daemon: the demo's
-    and the tests' :class:`~daemon1521.commands.demo.EmulatedSite`, with what
+    and the tests' :class:`~daemon1521.testbed.site.EmulatedSite`, with what
     the load figures need on top."""
 
     def __init__(

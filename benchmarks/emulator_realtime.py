@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from daemon1521.audio import codecs
-from daemon1521.audio.tones import tone
+from daemon1521.dsp import codecs
+from daemon1521.dsp.tones import tone
 from daemon1521.emulator.rig import Rig, wait_cancelled
 from daemon1521.modem.voice import VoiceModem
 

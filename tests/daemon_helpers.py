@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon1521.audio import codecs
-from daemon1521.audio.tones import tone
 from daemon1521.billing.store import CallOutcome
 from daemon1521.daemon.supervisor import LineContext
+from daemon1521.dsp import codecs
+from daemon1521.dsp.tones import tone
 from daemon1521.modem.errors import ModemError
 from daemon1521.modem.voice import CallEnded, IncomingCall, VoiceModem
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from daemon1521.audio import codecs
-from daemon1521.audio.codecs import CODECS, bytes_per_sample, decode, encode, silence
+from daemon1521.dsp import codecs
+from daemon1521.dsp.codecs import CODECS, bytes_per_sample, decode, encode, silence
 
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int32).astype(np.int16)
 int16_arrays = hnp.arrays(np.int16, st.integers(0, 400))

@@ -15,8 +15,8 @@ import dataclasses
 
 import numpy as np
 
-from daemon1521.audio import codecs
-from daemon1521.audio.dtmf import DtmfDetector, dtmf_tone
+from daemon1521.dsp import codecs
+from daemon1521.dsp.dtmf import DtmfDetector, dtmf_tone
 from daemon1521.emulator.clock import FRAME, EmuClock
 from daemon1521.emulator.line import Line
 from daemon1521.emulator.modem import VoiceModem as EmulatedChip

@@ -14,8 +14,8 @@ import soxr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon1521.audio import codecs
-from daemon1521.audio.dtmf import (
+from daemon1521.dsp import codecs
+from daemon1521.dsp.dtmf import (
     DTMF_FREQS,
     KEYS,
     DtmfDetector,
@@ -24,7 +24,7 @@ from daemon1521.audio.dtmf import (
     ToneEvent,
     dtmf_tone,
 )
-from daemon1521.audio.tones import CadencedTone, amplitude, power_dbm0, tone
+from daemon1521.dsp.tones import CadencedTone, amplitude, power_dbm0, tone
 
 RATE = 8000
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon1521.audio import codecs
-from daemon1521.audio.dtmf import DtmfDetector
-from daemon1521.audio.tones import tone
+from daemon1521.dsp import codecs
+from daemon1521.dsp.dtmf import DtmfDetector
+from daemon1521.dsp.tones import tone
 from daemon1521.emulator.clock import EmuClock
 from daemon1521.emulator.exchange import Exchange
 from daemon1521.emulator.modem import EmulatedModem, load_personality

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon1521.audio import codecs
+from daemon1521.dsp import codecs
 from daemon1521.emulator.clock import FRAME, EmuClock
 from daemon1521.emulator.line import CallerId, Line
 from daemon1521.emulator.modem import VoiceModem

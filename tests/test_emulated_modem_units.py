@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon1521.audio.dtmf import ToneDetector, ToneEvent
-from daemon1521.audio.tones import CadencedTone
+from daemon1521.dsp.dtmf import ToneDetector, ToneEvent
+from daemon1521.dsp.tones import CadencedTone
 from daemon1521.emulator.modem import (
     PersonalityError,
     available_personalities,

@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from daemon1521.audio.dtmf import DtmfDetector, ToneDetector
-from daemon1521.audio.tones import CadencedTone, power_dbm0
+from daemon1521.dsp.dtmf import DtmfDetector, ToneDetector
+from daemon1521.dsp.tones import CadencedTone, power_dbm0
 from daemon1521.emulator.clock import FRAME, RATE, EmuClock
 from daemon1521.emulator.exchange import Exchange
 from daemon1521.emulator.line import CallerId, Endpoint

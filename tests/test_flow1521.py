@@ -17,7 +17,9 @@ from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.audio.say_fa import say_amount, say_digits
 from daemon1521.billing.ids import bill_id_groups, make_bill_id, make_payment_id
 from daemon1521.billing.store import CallRecord
-from daemon1521.commands.demo import Caller, DemoBill, Ears, EmulatedSite
+from daemon1521.testbed.caller import Caller
+from daemon1521.testbed.ears import Ears
+from daemon1521.testbed.site import DemoBill, EmulatedSite
 
 SPEED = 20.0
 CONEXANT = "conexant-cx93001"

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from daemon1521.audio.prompts import PromptCatalog
 from daemon1521.cli import main
-from daemon1521.commands.demo import DEMO_CALLER, sample_bills
+from daemon1521.testbed.site import DEMO_CALLER, sample_bills
 
 
 def test_demo_prints_both_calls_and_exits_cleanly() -> None:

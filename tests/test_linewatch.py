@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon1521.audio.tones import CadencedTone, tone
+from daemon1521.dsp.tones import CadencedTone, tone
 from daemon1521.modem.dle import DleEvent
 from daemon1521.modem.linewatch import HungUp, LineWatch
 from daemon1521.modem.profile import Capabilities

@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from daemon1521.audio.dtmf import DtmfDetector
-from daemon1521.audio.tones import tone
+from daemon1521.dsp.dtmf import DtmfDetector
+from daemon1521.dsp.tones import tone
 from daemon1521.emulator.clock import RATE, EmuClock
 from daemon1521.emulator.exchange import Exchange
 from daemon1521.emulator.phone import Phone

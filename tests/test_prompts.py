@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from daemon1521.audio import codecs, say_fa
+from daemon1521.audio import say_fa
 from daemon1521.audio.prompts import (
     ENV_DEFAULTS_DIR,
     ENV_UPLOADS_DIR,
@@ -50,6 +50,7 @@ from daemon1521.audio.synth import (
     synthesise,
     trim,
 )
+from daemon1521.dsp import codecs
 
 SHIPPED = SOURCE_TREE_PROMPTS / "fa"
 
@@ -377,7 +378,7 @@ def test_preload_of_the_shipped_set(catalog: PromptCatalog) -> None:
 
 def test_prompts_do_not_sound_like_keys_or_busy_tone(catalog: PromptCatalog) -> None:
     """Echoed prompts must not fake a key press (barge-in) or a hang-up (busy tone)."""
-    from daemon1521.audio.dtmf import DtmfDetector, ToneDetector
+    from daemon1521.dsp.dtmf import DtmfDetector, ToneDetector
 
     lib = PromptLibrary(catalog)
     audio = np.concatenate([lib.samples(n) for n in catalog.names()])

@@ -13,9 +13,9 @@ import pytest
 import soundfile
 import soxr
 
-from daemon1521.audio import codecs
-from daemon1521.audio.dtmf import dtmf_tone
-from daemon1521.audio.tones import CadencedTone, amplitude, tone
+from daemon1521.dsp import codecs
+from daemon1521.dsp.dtmf import dtmf_tone
+from daemon1521.dsp.tones import CadencedTone, amplitude, tone
 from daemon1521.emulator.recognizer import Heard, PromptRecognizer
 
 RATE = 8000

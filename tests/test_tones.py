@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon1521.audio.tones import (
+from daemon1521.dsp.tones import (
     DBM0_POWER,
     CadencedTone,
     amplitude,

@@ -17,8 +17,8 @@ import asyncio
 
 import pytest
 
-from daemon1521.audio import codecs
-from daemon1521.audio.tones import tone
+from daemon1521.dsp import codecs
+from daemon1521.dsp.tones import tone
 from daemon1521.emulator.rig import wait_cancelled
 from daemon1521.emulator.toneplan import TonePlan
 from daemon1521.modem.voice import CallEnded

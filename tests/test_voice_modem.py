@@ -14,8 +14,8 @@ import asyncio
 import pytest
 from loguru import logger
 
-from daemon1521.audio import codecs
-from daemon1521.audio.tones import tone
+from daemon1521.dsp import codecs
+from daemon1521.dsp.tones import tone
 from daemon1521.emulator.rig import wait_cancelled
 from daemon1521.modem.dle import DLE
 from tests.voice_support import (

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from daemon1521.audio import codecs
-from daemon1521.audio.dtmf import DtmfDetector
+from daemon1521.dsp import codecs
+from daemon1521.dsp.dtmf import DtmfDetector
 from daemon1521.emulator.clock import FRAME
 from daemon1521.emulator.exchange import Presentation
 from daemon1521.emulator.phone import Phone

@@ -33,7 +33,6 @@ from typing import Any, Literal
 import numpy as np
 import soundfile as sf
 
-from daemon1521.audio import codecs
 from daemon1521.audio.soundfile_io import (
     LINE_RATE,
     AudioFileError,
@@ -45,6 +44,7 @@ from daemon1521.audio.soundfile_io import (
     read_line_audio,
     write_wav,
 )
+from daemon1521.dsp import codecs
 
 DEFAULT_LANG = "fa"
 CATALOG_FILE = "catalog.toml"

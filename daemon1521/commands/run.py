@@ -110,7 +110,8 @@ async def _main(
     speed: float,
     fixed_level: str | None,
 ) -> int:
-    from daemon1521.daemon.app import Daemon, StartupError, run_emulated
+    from daemon1521.daemon.app import Daemon, StartupError
+    from daemon1521.testbed.emulated import run_emulated
 
     def make(lines: Sequence[LineConfig] | None) -> Daemon:
         return Daemon(config, time_scale=speed, lines=lines, log_level=fixed_level)

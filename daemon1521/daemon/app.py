@@ -451,30 +451,3 @@ def _needs_restart(old: Config, new: Config) -> list[str]:
         if getattr(old, what) != getattr(new, what):
             changed.append(what)
     return changed
-
-
-async def run_emulated(
-    daemon_factory: Callable[[Sequence[LineConfig]], Daemon],
-    lines: int,
-    personalities: Sequence[str],
-    speed: float,
-) -> int:
-    """Run a daemon on ``lines`` emulated modems (an exchange in this process)."""
-    from daemon1521.emulator.rig import Rig
-
-    rig = Rig(lines, personalities, speed=speed)
-    await rig.start()
-    try:
-        emulated = [
-            LineConfig(
-                name=f"line{index + 1}",
-                port=str(modem.link),
-                label=f"emulated {personality}, number {line.number}",
-            )
-            for index, (modem, personality, line) in enumerate(
-                zip(rig.modems, rig.personalities, rig.lines, strict=True)
-            )
-        ]
-        return await daemon_factory(emulated).run()
-    finally:
-        await rig.stop()

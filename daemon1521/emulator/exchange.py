@@ -51,8 +51,8 @@ from typing import Any, Literal, NamedTuple, get_args
 import numpy as np
 from loguru import logger
 
-from daemon1521.audio.dtmf import DtmfDetector
-from daemon1521.audio.tones import CadencedTone
+from daemon1521.dsp.dtmf import DtmfDetector
+from daemon1521.dsp.tones import CadencedTone
 from daemon1521.emulator.clock import FRAME, RATE, EmuClock, Timer
 from daemon1521.emulator.line import CallerId, Endpoint, Line
 from daemon1521.emulator.toneplan import TonePlan

@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from daemon1521.audio.dtmf import KEYS, dtmf_tone
-from daemon1521.audio.tones import amplitude
+from daemon1521.dsp.dtmf import KEYS, dtmf_tone
+from daemon1521.dsp.tones import amplitude
 from daemon1521.emulator.clock import FRAME, FRAME_SECONDS, RATE
 from daemon1521.emulator.exchange import Exchange, Presentation
 from daemon1521.emulator.line import CallerId, Endpoint, Line

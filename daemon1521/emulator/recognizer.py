@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from daemon1521.audio.tones import DBM0_POWER
+from daemon1521.dsp.tones import DBM0_POWER
 
 HOP = 80  # samples per frame step (10 ms at 8000 Hz)
 WINDOW = 160  # analysis window

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from daemon1521.audio.dtmf import DtmfDetector
+from daemon1521.dsp.dtmf import DtmfDetector
 
 RATE = 8000
 SAME_PRESS_SECONDS = 0.06

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daemon1521.audio.dtmf import ToneDetector
+from daemon1521.dsp.dtmf import ToneDetector
 from daemon1521.modem.dle import DleEvent
 from daemon1521.modem.profile import Capabilities
 

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 from loguru import logger
 
-from daemon1521.audio import codecs
+from daemon1521.dsp import codecs
 from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring
 from daemon1521.modem.audiokeys import AudioKeys
 from daemon1521.modem.dle import ABORT_RX, CANCEL_TX, END_DUPLEX, END_TX, DleEvent

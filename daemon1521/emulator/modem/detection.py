@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from daemon1521.audio.tones import power_dbm0
+from daemon1521.dsp.tones import power_dbm0
 from daemon1521.emulator.clock import FRAME, RATE
 from daemon1521.emulator.modem import shielding
 from daemon1521.emulator.modem.progress import Progress

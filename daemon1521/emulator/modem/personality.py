@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon1521.audio.codecs import CODECS
+from daemon1521.dsp.codecs import CODECS
 
 PERSONALITY_DIR = Path(__file__).resolve().parents[1] / "personalities"
 """Where the shipped personality files live."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from daemon1521.audio.dtmf import ToneEvent
+from daemon1521.dsp.dtmf import ToneEvent
 from daemon1521.emulator.clock import RATE
 from daemon1521.emulator.modem.personality import CallProgress
 

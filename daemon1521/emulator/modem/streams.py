@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from daemon1521.audio import codecs
+from daemon1521.dsp import codecs
 from daemon1521.emulator.clock import FRAME
 from daemon1521.emulator.modem import shielding
 from daemon1521.emulator.modem.shielding import CAN, ETX, NUL, Control

@@ -9,8 +9,8 @@ from collections.abc import Generator
 
 import numpy as np
 
-from daemon1521.audio.dtmf import dtmf_tone
-from daemon1521.audio.tones import tone
+from daemon1521.dsp.dtmf import dtmf_tone
+from daemon1521.dsp.tones import tone
 from daemon1521.emulator.clock import FRAME, FRAME_SECONDS, RATE
 from daemon1521.emulator.modem.chipbase import Proc
 from daemon1521.emulator.modem.vts import ToneStep

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon1521.audio.dtmf import DtmfDetector, ToneDetector
+from daemon1521.dsp.dtmf import DtmfDetector, ToneDetector
 from daemon1521.emulator.clock import FRAME, RATE, EmuClock, Timer
 from daemon1521.emulator.line import Endpoint
 from daemon1521.emulator.modem.atcommands import AtCommandsMixin, _Profile

@@ -31,7 +31,7 @@ DTMF detection, per 20 ms window every 5 ms:
 - four consecutive valid windows of one key make a press (``down``), six
   windows without it a release (``up``).
 
-Levels follow the convention of :mod:`daemon1521.audio.tones`.
+Levels follow the convention of :mod:`daemon1521.dsp.tones`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Literal
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from daemon1521.audio.tones import DBM0_POWER, RATE, amplitude, sines, to_int16
+from daemon1521.dsp.tones import DBM0_POWER, RATE, amplitude, sines, to_int16
 
 KEYS = "123A456B789C*0#D"
 ROW_FREQS = (697, 770, 852, 941)

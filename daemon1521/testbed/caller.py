@@ -1,0 +1,151 @@
+"""A scripted subscriber who listens for a question, then presses keys."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from daemon1521.emulator.phone import Phone
+from daemon1521.emulator.rig import Rig
+from daemon1521.testbed.ears import SAMPLE_RATE, SILENCE_PEAK, Ears
+
+REPLY_DELAY = 0.3
+"""Seconds a scripted caller takes to react once a question has been heard."""
+QUIET_SECONDS = 1.0
+"""Silence after a prompt that tells a caller the line is waiting for an answer."""
+POLL_SECONDS = 0.1
+GROUP_PAUSE = 0.2
+"""A silence this long between read-back digits separates digit groups."""
+HANG_UP_WAIT = 30.0
+"""Seconds a caller waits for the line to hang up after the last prompt."""
+
+
+class CallerSite(Protocol):
+    """What a :class:`Caller` needs of the site it calls: the wiring and the ears."""
+
+    rig: Rig
+    ears: Ears
+
+
+class Caller:
+    """A scripted subscriber: listens for a question, then presses keys."""
+
+    def __init__(self, site: CallerSite, phone: Phone) -> None:
+        self.site = site
+        self.phone = phone
+        self.start = 0
+        self.mark = 0
+        self.pressed: list[tuple[int, str]] = []
+
+    async def dial(self) -> None:
+        self.start = self.mark = len(self.phone.heard)
+        self.pressed = []
+        outcome = await self.phone.dial(self.site.rig.service_number)
+        if outcome != "answered":
+            raise RuntimeError(f"1521 did not answer: {outcome}")
+
+    async def hear(self, prompt: str, timeout: float = 60.0) -> None:
+        """Wait until ``prompt`` has been heard in full since the last key press, and
+        then silence: the line is waiting for an answer.
+
+        The caller looks only when the line has fallen quiet after new sound,
+        and only for this one prompt at the end of what it heard, so that
+        listening costs little: recognition runs in the event loop, and a
+        busy loop would make the emulated line lag the driver's clock.
+        """
+        heard_end = self.mark
+        last_sound: int | None = None
+        judged = -1
+        waited = 0.0
+        quiet = round(QUIET_SECONDS * SAMPLE_RATE)
+        while waited < timeout:
+            audio = self.phone.heard
+            loud = np.flatnonzero(np.abs(audio[heard_end:].astype(np.int32)) > SILENCE_PEAK)
+            if len(loud):
+                last_sound = heard_end + int(loud[-1])
+            heard_end = len(audio)
+            if last_sound is not None and last_sound != judged and heard_end - last_sound >= quiet:
+                judged = last_sound
+                if self.site.ears.ends_with(prompt, audio[self.mark : heard_end]):
+                    self.mark = heard_end
+                    return
+            await self.phone.wait(POLL_SECONDS)
+            waited += POLL_SECONDS
+        raise AssertionError(f"{self.phone.number} never heard {prompt!r}")
+
+    async def press(self, keys: str) -> None:
+        """Press keys; what the line plays from the first key on counts as new."""
+        self.mark = len(self.phone.heard)
+        self.pressed.append((self.mark, keys))
+        await self.phone.press(keys)
+
+    async def answer(self, prompt: str, keys: str, timeout: float = 60.0) -> None:
+        """Hear ``prompt``, think for a moment, press ``keys``."""
+        await self.hear(prompt, timeout)
+        await self.phone.wait(REPLY_DELAY)
+        await self.press(keys)
+
+    async def wait(self, seconds: float) -> None:
+        await self.phone.wait(seconds)
+
+    async def await_sound(self, timeout: float = 30.0) -> None:
+        """Wait until the line plays something new (after the last key or :meth:`hear`)."""
+        waited = 0.0
+        while waited < timeout:
+            fresh = self.phone.heard[self.mark :]
+            if len(fresh) and int(np.abs(fresh.astype(np.int32)).max()) > SILENCE_PEAK:
+                return
+            await self.phone.wait(POLL_SECONDS)
+            waited += POLL_SECONDS
+        raise AssertionError(f"{self.phone.number} heard nothing new")
+
+    async def until_line_hangs_up(self, timeout: float = HANG_UP_WAIT) -> bool:
+        """Wait until 1521 ends the call (the connection is gone); then hang up."""
+        waited = 0.0
+        while self.phone.state == "connected" and waited < timeout:
+            await self.phone.wait(0.1)
+            waited += 0.1
+        ended = self.phone.state != "connected"
+        await self.phone.hang_up()
+        return ended
+
+    async def hang_up(self) -> None:
+        await self.phone.hang_up()
+
+    # -- what happened ---------------------------------------------------------
+
+    def audio(self) -> np.ndarray:
+        return self.phone.heard[self.start :]
+
+    def heard(self, unknown: bool = False) -> list[tuple[str | None, bool]]:
+        """(canonical prompt name, complete) recognised in this call's audio, in order;
+        with ``unknown``, sound that matched no prompt too (name None)."""
+        return [(h.name, h.complete) for h in self.site.ears.heard(self.audio(), unknown)]
+
+    def transcript(self) -> list[tuple[str, str]]:
+        """("heard" | "pressed", text) in time order. Number words run together on
+        one line, with a comma where the line paused between digit groups."""
+        ears = self.site.ears
+        events: list[tuple[float, float, str | None, str]] = []
+        for h in ears.heard(self.audio()):
+            assert h.name is not None
+            events.append((h.start, h.end, h.name, ears.text(h.name)))
+        for index, keys in self.pressed:
+            at = (index - self.start) / SAMPLE_RATE
+            events.append((at, at, None, keys))
+        events.sort(key=lambda e: (e[0], e[2] is not None))
+        lines: list[tuple[str, str]] = []
+        numbers_end: float | None = None  # end of the number run the last line holds
+        for start, end, name, text in events:
+            if name is None:
+                lines.append(("pressed", text))
+                numbers_end = None
+            elif ears.is_number(name) and numbers_end is not None:
+                joint = "، " if start - numbers_end >= GROUP_PAUSE else " "
+                lines[-1] = ("heard", lines[-1][1] + joint + text)
+                numbers_end = end
+            else:
+                lines.append(("heard", text))
+                numbers_end = end if ears.is_number(name) else None
+        return lines
