@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from daemon1521.dsp.dtmf import ToneDetector, ToneEvent
@@ -94,6 +94,7 @@ def test_parse_errors_keep_the_commands_before(body: str, before: list[Command])
     assert list(parsed.commands) == before
 
 
+@example("ATS\u00b2=1")
 @given(st.text(max_size=80))
 @settings(max_examples=300, deadline=None)
 def test_parse_line_never_raises(body: str) -> None:

@@ -112,8 +112,9 @@ class _SyntaxError(Exception):
 
 
 def _digits(s: str, i: int) -> tuple[str, int]:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
     j = i
-    while j < len(s) and s[j].isdigit():
+    while j < len(s) and s[j] in "0123456789":
         j += 1
     return s[i:j], j
 
