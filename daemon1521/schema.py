@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -75,13 +76,24 @@ def parse_toml(raw: bytes | str, path: Path | str | None = None) -> dict[str, An
     return data
 
 
-def convert(data: Any, kind: type[T], *, path: Path | str | None = None, key: str = "") -> T:
-    """Check and convert parsed TOML ``data`` to ``kind`` (a msgspec Struct or type)."""
+def convert(
+    data: Any,
+    kind: type[T],
+    *,
+    path: Path | str | None = None,
+    key: str = "",
+    strict: bool = False,
+) -> T:
+    """Check and convert parsed TOML ``data`` to ``kind`` (a msgspec Struct or type).
+
+    ``strict`` refuses what only looks like the type (``"3"`` for an
+    integer, ``1`` for true); the message then shows the value written.
+    """
     try:
-        return msgspec.convert(data, kind, strict=False)
+        return msgspec.convert(data, kind, strict=strict)
     except msgspec.ValidationError as exc:
         where, problem = explain(str(exc))
-        raise SchemaError(path, _join(key, where), problem) from None
+        raise SchemaError(path, _join(key, where), _detail(problem, data, kind, where)) from None
     except RecursionError:
         raise SchemaError(path, key, "nested too deeply") from None
 
@@ -105,6 +117,97 @@ def explain(message: str) -> tuple[str, str]:
         return _join(where, missing["name"]), "missing (this key is required)"
     problem = message.replace("`", "")
     return where, problem[:1].lower() + problem[1:]
+
+
+_MISSING_VALUE = object()
+
+
+def _detail(problem: str, data: Any, kind: Any, where: str) -> str:
+    """``problem`` with what the file holds there: the value, the allowed names, the known keys.
+
+    It speaks TOML: a table, not an object; no null (TOML has none).
+    """
+    problem = problem.replace(" | null", "")
+    problem = problem.replace("expected object", "expected table").replace(
+        "got object", "got table"
+    )
+    if "[...]" in where:  # inside a table of any keys: msgspec does not say which
+        return problem
+    parts = where.split(".") if where else []
+    if problem.startswith("unknown key"):
+        fields = _field_names(_type_at(kind, parts[:-1]))
+        return f"unknown key (known: {', '.join(fields)})" if fields else problem
+    value = _value_at(data, parts)
+    if value is _MISSING_VALUE:
+        return problem
+    if problem.startswith("invalid enum value"):
+        options = _options(_type_at(kind, parts))
+        if options:
+            return f"expected one of {', '.join(map(repr, options))}, got {value!r}"
+        return problem
+    if problem.startswith("expected ") and ", got " in problem:
+        return f"{problem} ({value!r})"
+    if bound := _BOUND.match(problem):
+        words, limit = _BOUND_WORDS[bound["op"]], bound["limit"]
+        if not bound["length"]:
+            return f"must be {words} {limit}, not {value!r}"
+        if (words, limit) == ("at least", "1"):
+            return "must not be empty"
+        return f"must be {words} {limit} characters long, not {value!r}"
+    if problem.startswith("expected "):
+        return f"{problem}, got {value!r}"
+    return problem
+
+
+_BOUND = re.compile(r"^expected \w+ (?P<length>of length )?(?P<op>>=|<=|>|<) (?P<limit>\S+)$")
+_BOUND_WORDS = {">=": "at least", "<=": "at most", ">": "more than", "<": "less than"}
+
+
+def _value_at(data: Any, parts: list[str]) -> Any:
+    for part in parts:
+        if isinstance(data, Mapping) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return _MISSING_VALUE
+    return data
+
+
+def _type_at(kind: Any, parts: list[str]) -> Any:
+    """The declared type at a dotted key of ``kind``, or None where it cannot be followed."""
+    for part in parts:
+        kind = _bare(kind)
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            hints = typing.get_type_hints(kind, include_extras=True)
+            kind = hints.get(part)
+        elif typing.get_origin(kind) in (list, tuple) and part.isdigit():
+            kind = typing.get_args(kind)[0]
+        elif typing.get_origin(kind) in (dict, Mapping):
+            kind = typing.get_args(kind)[1]
+        else:
+            return None
+    return _bare(kind)
+
+
+def _bare(kind: Any) -> Any:
+    """``kind`` without ``Annotated`` and without ``None`` in a union."""
+    while typing.get_origin(kind) is typing.Annotated:
+        kind = typing.get_args(kind)[0]
+    options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    if typing.get_origin(kind) in (typing.Union, type(int | None)) and len(options) == 1:
+        return _bare(options[0])
+    return kind
+
+
+def _field_names(kind: Any) -> list[str]:
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return [field.encode_name for field in msgspec.structs.fields(kind)]
+    return []
+
+
+def _options(kind: Any) -> tuple[Any, ...]:
+    return typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
 
 
 def _join(prefix: str, key: str) -> str:
