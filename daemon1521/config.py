@@ -62,7 +62,7 @@ class ConfigError(Exception):
         self.path = str(path) if path is not None else "(built-in defaults)"
         self.key = key
         self.problem = problem
-        where = f"{self.path}: {key}" if key else self.path
+        where = f"{self.path}: {schema.shown_key(key)}" if key else self.path
         super().__init__(f"{where}: {problem}")
 
 
@@ -274,10 +274,14 @@ def _build(data: Mapping[str, Any], path: Path | None, *, require_lines: bool) -
     daemon, control, prompts = raw.daemon, raw.control, raw.prompts
     group = control.group or None
     if group is not None and not (group.isdigit() or GROUP_NAME.match(group)):
-        raise schema.SchemaError(path, "control.group", f"{group!r} is not a group name or number")
+        raise schema.SchemaError(
+            path, "control.group", f"{schema.shown(group)} is not a group name or number"
+        )
     if not LANGUAGE.match(prompts.language):
         raise schema.SchemaError(
-            path, "prompts.language", f"{prompts.language!r} is not a language code like fa"
+            path,
+            "prompts.language",
+            f"{schema.shown(prompts.language)} is not a language code like fa",
         )
     recovery = raw.recovery
     if recovery.backoff_max < recovery.backoff_initial:
@@ -289,16 +293,17 @@ def _build(data: Mapping[str, Any], path: Path | None, *, require_lines: bool) -
         raise schema.SchemaError(
             path,
             "control.socket",
-            f"{str(socket)!r} is {len(os.fsencode(socket))} bytes long; "
+            f"{schema.shown(str(socket))} is {len(os.fsencode(socket))} bytes long; "
             f"a Unix socket path may have at most {MAX_SOCKET_PATH}",
         )
+    ivr = IvrSettings.from_mapping(raw.ivr, "ivr", path)
     lines = _lines(raw.lines, path)
     if require_lines and not lines:
         raise schema.SchemaError(path, "lines", "no lines configured (add a [lines.NAME] table)")
     return Config(
         path=path,
         lines=tuple(lines),
-        ivr=IvrSettings.from_mapping(raw.ivr, "ivr", path),
+        ivr=ivr,
         store=_path(path, raw.store.path) or DEFAULT_STORE,
         prompts=_path(path, prompts.dir) or DEFAULT_PROMPTS,
         shipped_prompts=_path(path, prompts.shipped),
@@ -327,7 +332,9 @@ def _lines(table: Mapping[str, Any], path: Path | None) -> list[LineConfig]:
                 path, key, "a line name is 1-32 letters, digits, '_', '.' or '-'"
             )
         if not isinstance(raw, dict):
-            raise schema.SchemaError(path, key, f"expected table ([{key}]), got {raw!r}")
+            raise schema.SchemaError(
+                path, key, f"expected table ([{key}]), got {schema.shown(raw)}"
+            )
         if "name" in raw:
             raise schema.SchemaError(
                 path, f"{key}.name", "unknown key (the table's name is the line's)"
@@ -345,7 +352,9 @@ def _lines(table: Mapping[str, Any], path: Path | None) -> list[LineConfig]:
             raise
         port = line.port.strip()
         if not port or any(ch.isspace() or not ch.isprintable() for ch in port):
-            raise schema.SchemaError(path, f"{key}.port", f"{line.port!r} is not a port")
+            raise schema.SchemaError(
+                path, f"{key}.port", f"{schema.shown(line.port)} is not a port"
+            )
         same = _port_identity(port)
         if same in ports:
             raise schema.SchemaError(
@@ -376,7 +385,7 @@ def _level(path: Path | None, key: str, value: Any) -> LogLevel:
     level = value.upper() if isinstance(value, str) else value
     if level not in LOG_LEVELS:
         options = ", ".join(map(repr, LOG_LEVELS))
-        raise schema.SchemaError(path, key, f"expected one of {options}, got {value!r}")
+        raise schema.SchemaError(path, key, f"expected one of {options}, got {schema.shown(value)}")
     return level  # type: ignore[return-value]
 
 
@@ -388,7 +397,9 @@ def _check_host(config: Config, known_profiles: set[str] | None) -> None:
         try:
             grp.getgrnam(group)
         except KeyError:
-            raise schema.SchemaError(path, "control.group", f"no group named {group!r}") from None
+            raise schema.SchemaError(
+                path, "control.group", f"no group named {schema.shown(group)}"
+            ) from None
     named = any(line.profile != "auto" for line in config.lines)
     if known_profiles is None and (named or config.firmware_profiles is not None):
         known_profiles = _profile_names(path, config.firmware_profiles)
@@ -400,7 +411,7 @@ def _check_host(config: Config, known_profiles: set[str] | None) -> None:
             raise schema.SchemaError(
                 path,
                 f"lines.{line.name}.profile",
-                f"no firmware profile named {line.profile!r} (known: auto, {known})",
+                f"no firmware profile named {schema.shown(line.profile)} (known: auto, {known})",
             )
 
 

@@ -41,7 +41,7 @@ class SchemaError(ValueError):
         self.problem = problem
         where = [str(self.path)] if self.path is not None else []
         if key:
-            where.append(key)
+            where.append(shown_key(key))
         super().__init__(": ".join([*where, problem]))
 
 
@@ -70,6 +70,8 @@ def parse_toml(raw: bytes | str, path: Path | str | None = None) -> dict[str, An
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SchemaError(path, "", f"not valid TOML: {exc}") from None
+    except ValueError:  # Python's own limit on the digits of an integer
+        raise SchemaError(path, "", "not valid TOML: a number with too many digits") from None
     except RecursionError:
         raise SchemaError(path, "", "arrays or tables nested too deeply") from None
     _refuse_non_finite(data, path, "")
@@ -143,20 +145,36 @@ def _detail(problem: str, data: Any, kind: Any, where: str) -> str:
     if problem.startswith("invalid enum value"):
         options = _options(_type_at(kind, parts))
         if options:
-            return f"expected one of {', '.join(map(repr, options))}, got {value!r}"
+            return f"expected one of {', '.join(map(repr, options))}, got {shown(value)}"
         return problem
     if problem.startswith("expected ") and ", got " in problem:
-        return f"{problem} ({value!r})"
+        return f"{problem} ({shown(value)})"
     if bound := _BOUND.match(problem):
         words, limit = _BOUND_WORDS[bound["op"]], bound["limit"]
         if not bound["length"]:
-            return f"must be {words} {limit}, not {value!r}"
+            return f"must be {words} {limit}, not {shown(value)}"
         if (words, limit) == ("at least", "1"):
             return "must not be empty"
-        return f"must be {words} {limit} characters long, not {value!r}"
+        return f"must be {words} {limit} characters long, not {shown(value)}"
     if problem.startswith("expected "):
-        return f"{problem}, got {value!r}"
+        return f"{problem}, got {shown(value)}"
     return problem
+
+
+def shown_key(key: str, width: int = 200) -> str:
+    """A dotted key for a message: as written, unless it would break the line or flood it."""
+    return key if key.isprintable() and len(key) <= width else shown(key, width)
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for a message: one line, cut to ``width``, even for a 10,000-digit number."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit number"
+    try:
+        text = repr(value)
+    except ValueError:  # holds an integer past Python's own digit limit
+        return "a value too long to show"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 _BOUND = re.compile(r"^expected \w+ (?P<length>of length )?(?P<op>>=|<=|>|<) (?P<limit>\S+)$")

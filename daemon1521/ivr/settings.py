@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from daemon1521.schema import SchemaError, convert
+from daemon1521.schema import SchemaError, convert, shown
 
 Unit = Literal["rial", "toman"]
 UNITS: tuple[str, ...] = ("rial", "toman")
@@ -89,7 +89,7 @@ class IvrSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise SchemaError(
                 path,
                 f"{where}.yes_key",
-                f"expected one telephone key (0-9, * or #), got {self.yes_key!r}",
+                f"expected one telephone key (0-9, * or #), got {shown(self.yes_key)}",
             )
         if self.bill_min_digits > self.bill_max_digits:
             raise SchemaError(
