@@ -28,6 +28,7 @@ MAX_FILE_BYTES = 1 << 20
 T = TypeVar("T")
 
 _AT = re.compile(r"\s+- at `\$(?P<where>[^`]*)`$")
+_AT_KEY = re.compile(r"\s+- at `key` in `\$(?P<where>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]*)`$")
 
@@ -92,12 +93,28 @@ def convert(
     integer, ``1`` for true); the message then shows the value written.
     """
     try:
-        return msgspec.convert(data, kind, strict=strict)
+        return msgspec.convert(data, kind, strict=strict, str_keys=True)
     except msgspec.ValidationError as exc:
         where, problem = explain(str(exc))
+        if "[...]" in where:
+            _blame_entry(data, kind, where, path=path, key=key, strict=strict)
         raise SchemaError(path, _join(key, where), _detail(problem, data, kind, where)) from None
     except RecursionError:
         raise SchemaError(path, key, "nested too deeply") from None
+
+
+def _blame_entry(
+    data: Any, kind: Any, where: str, *, path: Path | str | None, key: str, strict: bool
+) -> None:
+    """Find the entry of a table of any keys that msgspec only calls ``[...]``, and raise for it."""
+    prefix = where.split("[...]", 1)[0]
+    parts = prefix.split(".") if prefix else []
+    table, table_kind = _value_at(data, parts), _type_at(kind, parts)
+    if not isinstance(table, Mapping) or typing.get_origin(table_kind) not in (dict, Mapping):
+        return
+    item_kind = typing.get_args(table_kind)[1]
+    for name, item in table.items():
+        convert(item, item_kind, path=path, key=_join(key, _join(prefix, str(name))), strict=strict)
 
 
 def load(path: Path | str, kind: type[T]) -> T:
@@ -107,10 +124,11 @@ def load(path: Path | str, kind: type[T]) -> T:
 
 def explain(message: str) -> tuple[str, str]:
     """msgspec's message as (dotted key, problem): ``$.a[0].b`` becomes ``a.0.b``."""
-    where = ""
-    match = _AT.search(message)
+    where, key_problem = "", False
+    match = _AT.search(message) or _AT_KEY.search(message)
     if match:
         where = match["where"]
+        key_problem = match.re is _AT_KEY
         message = message[: match.start()]
     where = re.sub(r"\[(\d+)\]", r".\1", where).removeprefix(".")
     if unknown := _UNKNOWN.match(message):
@@ -118,7 +136,8 @@ def explain(message: str) -> tuple[str, str]:
     if missing := _MISSING.match(message):
         return _join(where, missing["name"]), "missing (this key is required)"
     problem = message.replace("`", "")
-    return where, problem[:1].lower() + problem[1:]
+    problem = problem[:1].lower() + problem[1:]
+    return where, f"a key of this table: {problem}" if key_problem else problem
 
 
 _MISSING_VALUE = object()
