@@ -232,6 +232,7 @@ def parse_config(
 ) -> Config:
     """Check an already-parsed TOML table (see :func:`load_config`)."""
     try:
+        schema.refuse_non_finite(data, path)
         config = _build(data, path, require_lines=require_lines)
         if check_profiles:
             _check_host(config, known_profiles)

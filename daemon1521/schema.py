@@ -75,7 +75,7 @@ def parse_toml(raw: bytes | str, path: Path | str | None = None) -> dict[str, An
         raise SchemaError(path, "", "not valid TOML: a number with too many digits") from None
     except RecursionError:
         raise SchemaError(path, "", "arrays or tables nested too deeply") from None
-    _refuse_non_finite(data, path, "")
+    refuse_non_finite(data, path)
     return data
 
 
@@ -251,12 +251,13 @@ def _join(prefix: str, key: str) -> str:
     return ".".join(part for part in (prefix, key) if part)
 
 
-def _refuse_non_finite(value: Any, path: Path | str | None, key: str) -> None:
+def refuse_non_finite(value: Any, path: Path | str | None = None, key: str = "") -> None:
+    """Raise for the first NaN or infinity in ``value``: TOML allows them, no setting means them."""
     if isinstance(value, float) and not math.isfinite(value):
         raise SchemaError(path, key, f"{value} is not a usable number")
     if isinstance(value, Mapping):
         for name, item in value.items():
-            _refuse_non_finite(item, path, _join(key, str(name)))
-    elif isinstance(value, list):
+            refuse_non_finite(item, path, _join(key, str(name)))
+    elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _refuse_non_finite(item, path, _join(key, str(index)))
+            refuse_non_finite(item, path, _join(key, str(index)))

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from daemon1521.schema import SchemaError, convert, shown
+from daemon1521.schema import SchemaError, convert, refuse_non_finite, shown
 
 Unit = Literal["rial", "toman"]
 UNITS: tuple[str, ...] = ("rial", "toman")
@@ -79,6 +79,7 @@ class IvrSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """
         if isinstance(data, Mapping):
             data = dict(data)
+        refuse_non_finite(data, path, where)
         settings = convert(data, cls, path=path, key=where, strict=True)
         settings._check(path, where)
         return settings

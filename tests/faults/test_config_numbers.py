@@ -8,6 +8,7 @@ one line naming the file, the key and the value, before anything starts.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgspec
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from daemon1521.cli import main
-from daemon1521.config import ConfigError, RecoveryConfig, load_config
+from daemon1521.config import ConfigError, RecoveryConfig, load_config, parse_config
 from daemon1521.ivr.settings import IvrSettings
 
 LINE = '[lines.l1]\nport = "/dev/ttyACM0"\n'
@@ -70,3 +71,14 @@ def test_config_check_and_run_refuse_a_nan_drain_timeout(tmp_path: Path) -> None
     assert run.exit_code == 2
     assert run.output == f"daemon1521 run: {expected}\n"
     assert "Traceback" not in check.output + run.output
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(("section", "name"), FLOAT_KEYS, ids=[".".join(k) for k in FLOAT_KEYS])
+def test_tables_built_in_code_refuse_them_too(section: str, name: str, value: float) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({section: {name: value}}, None, require_lines=False)
+    assert caught.value.key == f"{section}.{name}"
+    if section == "ivr":
+        with pytest.raises(ValueError, match=f"^ivr.{name}: {value} is not a usable number$"):
+            IvrSettings.from_mapping({name: value})
