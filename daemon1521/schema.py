@@ -69,13 +69,15 @@ def parse_toml(raw: bytes | str, path: Path | str | None = None) -> dict[str, An
         raise SchemaError(path, "", "contains a NUL byte; not a settings file?")
     try:
         data = tomllib.loads(text)
+        refuse_non_finite(data, path)
+    except SchemaError:
+        raise
     except tomllib.TOMLDecodeError as exc:
         raise SchemaError(path, "", f"not valid TOML: {exc}") from None
     except ValueError:  # Python's own limit on the digits of an integer
         raise SchemaError(path, "", "not valid TOML: a number with too many digits") from None
     except RecursionError:
         raise SchemaError(path, "", "arrays or tables nested too deeply") from None
-    refuse_non_finite(data, path)
     return data
 
 

@@ -140,3 +140,11 @@ def test_strict_refuses_what_only_looks_like_the_type() -> None:
     assert convert({"rate": "2.5"}, Inner).rate == 2.5
     with pytest.raises(SchemaError, match=r"rate: expected float, got str \('2.5'\)"):
         convert({"rate": "2.5"}, Inner, strict=True)
+
+
+def test_nan_deep_inside_arrays_is_found_with_its_place() -> None:
+    with pytest.raises(SchemaError) as caught:
+        parse_toml("a = " + "[" * 300 + "nan" + "]" * 300)
+    assert caught.value.key == "a" + ".0" * 300
+    assert caught.value.problem == "nan is not a usable number"
+    assert len(str(caught.value)) < 300
