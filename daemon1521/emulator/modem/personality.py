@@ -436,7 +436,9 @@ def _build(raw: _File, source: str) -> Personality:
     try:
         backspace_echo = raw.command_line.backspace_echo.encode("latin-1")
     except UnicodeEncodeError:
-        raise fail("command_line.backspace_echo", "must be bytes written as text") from None
+        raise fail(
+            "command_line.backspace_echo", "must be Latin-1 text (the bytes the chip echoes)"
+        ) from None
     for number in REQUIRED_REGISTERS:
         if number not in raw.s_registers:
             raise fail(f"s_registers.{number}", "missing (the modem's logic reads it)")
