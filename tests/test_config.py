@@ -157,6 +157,15 @@ BAD = [
     ("[control]\nsocket = ''\n" + LINE, "control.socket", "must not be empty"),
     ("[prompts]\nlanguage = 'Persian'\n" + LINE, "prompts.language", "not a language code"),
     ("[store]\npath = 5\n" + LINE, "store.path", "expected str, got int (5)"),
+    (
+        "[daemon]\ndrain = 5\n" + LINE,
+        "daemon.drain",
+        "unknown key (known: drain_timeout, firmware_profiles)",
+    ),
+    (LINE + "name = 'l2'\n", "lines.l1.name", "unknown key (the table's name is the line's)"),
+    ("[logging]\nmodules = 'x'\n" + LINE, "logging.modules", "expected table, got str ('x')"),
+    ("[ivr]\ntries = 2.0\n" + LINE, "ivr.tries", "expected int, got float (2.0)"),
+    ("[recovery]\nhealth_check = '5m'\n" + LINE, "recovery.health_check", "got str ('5m')"),
 ]
 
 
