@@ -6,29 +6,32 @@ every error names the file, the dotted key and what is wrong with it
 (:class:`ConfigError`). Relative paths are taken relative to the file's own
 directory, so a config and its data can move together.
 
+The file's layout is a tree of msgspec Structs read through
+:mod:`daemon1521.schema` (a bounded read, no NaN or infinity, types and
+limits from the fields); what one field's type cannot say (names, ports,
+paths, values that depend on each other) is checked after, key by key.
+:func:`load_config` also checks what the daemon needs of this host (the
+control group, the firmware profiles), so ``config check`` and ``run``
+refuse the same files.
+
 Durations here are in seconds of line time: the daemon divides them by its
 time scale when it runs emulated lines faster than real time.
-
-The ``[ivr]`` table is whatever :class:`daemon1521.ivr.settings.IvrSettings`
-declares; this module checks its keys and types from that dataclass and
-never lists them itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import operator
+import grp
 import os
 import re
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from daemon1521 import typed_toml
+import msgspec
+
+from daemon1521 import schema
 from daemon1521.ivr.settings import IvrSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/daemon1521/daemon1521.toml")
@@ -37,14 +40,19 @@ CONFIG_ENV = "DAEMON1521_CONFIG"
 DEFAULT_SOCKET = Path("/run/daemon1521/control.sock")
 DEFAULT_STORE = Path("/var/lib/daemon1521/daemon1521.db")
 DEFAULT_PROMPTS = Path("/var/lib/daemon1521/prompts")
+MAX_SOCKET_PATH = 107
+"""Bytes a Unix socket path may have: ``sun_path`` holds 108 with the closing NUL."""
 
 Role = Literal["inbound", "outbound", "both"]
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 LINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})?$")
 GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
-_NAMES = types.MappingProxyType({Path: "a path"})
-"""How messages name the config's own value types (besides the common TOML ones)."""
+
+Seconds = Annotated[float, msgspec.Meta(ge=0.01)]
+SecondsOrOff = Annotated[float, msgspec.Meta(ge=0.0)]
+PathText = Annotated[str, msgspec.Meta(min_length=1)]
 
 
 class ConfigError(Exception):
@@ -54,39 +62,37 @@ class ConfigError(Exception):
         self.path = str(path) if path is not None else "(built-in defaults)"
         self.key = key
         self.problem = problem
-        where = f"{self.path}: {key}" if key else self.path
+        where = f"{self.path}: {schema.shown_key(key)}" if key else self.path
         super().__init__(f"{where}: {problem}")
 
 
-def _meta(doc: str, **limits: float) -> dict[str, Any]:
-    return {"doc": doc, **limits}
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
 
 
-@dataclass(frozen=True)
-class LineConfig:
-    """One telephone line: a modem on a port and what it is used for."""
+class LineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One telephone line (a ``[lines.NAME]`` table): a modem on a port and what it is for."""
 
     name: str
-    port: str = field(metadata=_meta("device path, pyserial URL or VISA resource"))
-    role: Role = field(default="inbound", metadata=_meta("inbound, outbound or both"))
-    profile: str = field(default="auto", metadata=_meta("firmware profile name, or auto"))
-    rings: int = field(default=2, metadata=_meta("rings before answering", min=1, max=10))
+    port: Annotated[str, _doc("device path, pyserial URL or VISA resource")]
+    role: Annotated[Role, _doc("inbound, outbound or both")] = "inbound"
+    profile: Annotated[str, _doc("firmware profile name, or auto")] = "auto"
+    rings: Annotated[int, msgspec.Meta(ge=1, le=10, description="rings before answering")] = 2
     label: str | None = None
     region: str | None = None
     rtscts: bool = False
-    baudrate: int = field(default=115200, metadata=_meta("port speed", min=300, max=921600))
+    baudrate: Annotated[int, msgspec.Meta(ge=300, le=921600, description="port speed")] = 115200
 
 
-@dataclass(frozen=True)
-class RecoveryConfig:
+class RecoveryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How a failed line is brought back, and when it is given up for a while."""
 
-    backoff_initial: float = field(default=1.0, metadata=_meta("seconds", min=0.01))
-    backoff_max: float = field(default=60.0, metadata=_meta("seconds", min=0.01))
-    failures_before_out_of_service: int = field(default=5, metadata=_meta("count", min=1))
-    out_of_service_retry: float = field(default=300.0, metadata=_meta("seconds", min=0.01))
-    healthy_after: float = field(default=120.0, metadata=_meta("seconds", min=0.0))
-    health_check: float = field(default=300.0, metadata=_meta("seconds", min=0.0))
+    backoff_initial: Seconds = 1.0
+    backoff_max: Seconds = 60.0
+    failures_before_out_of_service: Annotated[int, msgspec.Meta(ge=1)] = 5
+    out_of_service_retry: Seconds = 300.0
+    healthy_after: SecondsOrOff = 120.0
+    health_check: SecondsOrOff = 300.0
 
 
 @dataclass(frozen=True)
@@ -125,17 +131,60 @@ class Config:
         raise KeyError(name)
 
 
-# Top-level tables and their keys (the [ivr] keys come from IvrSettings).
-_SECTIONS: dict[str, tuple[str, ...]] = {
-    "daemon": ("drain_timeout", "firmware_profiles"),
-    "store": ("path",),
-    "prompts": ("language", "dir", "shipped"),
-    "control": ("socket", "group"),
-    "logging": ("level", "modules"),
-    "recovery": tuple(f.name for f in dataclasses.fields(RecoveryConfig)),
-    "ivr": (),
-    "lines": (),
+# -- the file's layout -------------------------------------------------------------
+
+
+class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A table of the file: its fields are its only keys."""
+
+
+class _Daemon(_Table):
+    drain_timeout: Annotated[float, msgspec.Meta(ge=0.0)] = 180.0
+    firmware_profiles: PathText | None = None
+
+
+class _Store(_Table):
+    path: PathText | None = None
+
+
+class _Prompts(_Table):
+    language: str = "fa"
+    dir: PathText | None = None
+    shipped: PathText | None = None
+
+
+class _Control(_Table):
+    socket: PathText | None = None
+    group: str = ""
+
+
+class _Logging(_Table):
+    level: str = "INFO"
+    modules: dict[str, Any] = {}
+
+
+class _File(_Table):
+    daemon: _Daemon = _Daemon()
+    store: _Store = _Store()
+    prompts: _Prompts = _Prompts()
+    control: _Control = _Control()
+    logging: _Logging = _Logging()
+    recovery: RecoveryConfig = RecoveryConfig()
+    ivr: dict[str, Any] = {}
+    lines: dict[str, Any] = {}
+
+
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "daemon": _Daemon.__struct_fields__,
+    "store": _Store.__struct_fields__,
+    "prompts": _Prompts.__struct_fields__,
+    "control": _Control.__struct_fields__,
+    "logging": _Logging.__struct_fields__,
+    "recovery": RecoveryConfig.__struct_fields__,
+    "ivr": IvrSettings.__struct_fields__,
+    "lines": tuple(name for name in LineConfig.__struct_fields__ if name != "name"),
 }
+"""Each table of the file and its keys (a line's keys under ``lines``)."""
 
 
 def default_config_path() -> Path:
@@ -155,23 +204,15 @@ def load_config(
 
     ``require_lines`` is false when lines come from elsewhere (the emulator).
     Each line's ``profile`` is checked against ``known_profiles``, or when
-    that is None against the firmware profiles the config points at (unless
-    ``check_profiles`` is false: the CLI only wants the socket path).
+    that is None against the firmware profiles the config points at.
+    ``check_profiles`` false skips what concerns the host rather than the
+    file (the profiles, the control group): the CLI only wants the socket path.
     """
     file = Path(path)
     try:
-        with file.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(file, "", "no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(file, "", "is a directory, not a config file") from None
-    except PermissionError:
-        raise ConfigError(file, "", "permission denied") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(file, "", f"not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(file, "", "not valid TOML: not UTF-8 text") from None
+        data = schema.read_toml(file)
+    except schema.SchemaError as exc:
+        raise ConfigError(file, exc.key, _unreadable(file, exc.problem)) from None
     return parse_config(
         data,
         file,
@@ -190,121 +231,189 @@ def parse_config(
     check_profiles: bool = True,
 ) -> Config:
     """Check an already-parsed TOML table (see :func:`load_config`)."""
-    reader = _Reader(path)
-    reader.known(data, "", _SECTIONS)
-    for name in _SECTIONS:
-        if name in data and not isinstance(data[name], dict):
-            raise ConfigError(path, name, f"must be a table ([{name}]), not {data[name]!r}")
-    daemon = data.get("daemon", {})
-    store = data.get("store", {})
-    prompts = data.get("prompts", {})
-    control = data.get("control", {})
-    logging = data.get("logging", {})
-    for section, table in (
-        ("daemon", daemon),
-        ("store", store),
-        ("prompts", prompts),
-        ("control", control),
-        ("logging", logging),
-    ):
-        reader.known(table, section, _SECTIONS[section])
-
-    drain = reader.number(daemon, "daemon", "drain_timeout", 180.0, minimum=0.0)
-    profiles_dir = reader.path(daemon, "daemon", "firmware_profiles", None)
-    group = reader.optional_str(control, "control", "group")
-    if group is not None and not (group.isdigit() or GROUP_NAME.match(group)):
-        raise ConfigError(path, "control.group", f"{group!r} is not a group name or number")
-    language = reader.convert(str, prompts.get("language", "fa"), "prompts.language")
-    if not LANGUAGE.match(language):
-        raise ConfigError(path, "prompts.language", f"{language!r} is not a language code like fa")
-    levels = logging.get("modules", {})
-    if not isinstance(levels, dict):
-        raise ConfigError(path, "logging.modules", "must be a table of module = level")
-    config = Config(
-        path=path,
-        lines=(),
-        ivr=build_ivr_settings(data.get("ivr", {}), path),
-        store=reader.path(store, "store", "path", DEFAULT_STORE) or DEFAULT_STORE,
-        prompts=reader.path(prompts, "prompts", "dir", DEFAULT_PROMPTS) or DEFAULT_PROMPTS,
-        shipped_prompts=reader.path(prompts, "prompts", "shipped", None),
-        language=language,
-        firmware_profiles=profiles_dir,
-        drain_timeout=drain,
-        control=ControlConfig(
-            socket=reader.path(control, "control", "socket", DEFAULT_SOCKET) or DEFAULT_SOCKET,
-            group=group,
-        ),
-        logging=LoggingConfig(
-            level=reader.convert(LogLevel, _upper(logging.get("level", "INFO")), "logging.level"),
-            modules={
-                module: reader.convert(LogLevel, _upper(level), f"logging.modules.{module}")
-                for module, level in levels.items()
-            },
-        ),
-        recovery=reader.dataclass(RecoveryConfig, data.get("recovery", {}), "recovery"),
-    )
-    if config.recovery.backoff_max < config.recovery.backoff_initial:
-        raise ConfigError(
-            path, "recovery.backoff_max", "must not be less than recovery.backoff_initial"
-        )
-    lines = _lines(reader, data.get("lines", {}))
-    if require_lines and not lines:
-        raise ConfigError(path, "lines", "no lines configured (add a [lines.NAME] table)")
-    if not check_profiles:
-        lines_to_check: list[LineConfig] = []
-    else:
-        lines_to_check = lines
-        if known_profiles is None and any(line.profile != "auto" for line in lines):
-            known_profiles = _profile_names(path, profiles_dir)
-    for line in lines_to_check:
-        if known_profiles is not None and line.profile not in ("auto", *known_profiles):
-            known = ", ".join(sorted(known_profiles))
-            raise ConfigError(
-                path,
-                f"lines.{line.name}.profile",
-                f"no firmware profile named {line.profile!r} (known: auto, {known})",
-            )
-    return dataclasses.replace(config, lines=tuple(lines))
+    try:
+        schema.refuse_non_finite(data, path)
+        config = _build(data, path, require_lines=require_lines)
+        if check_profiles:
+            _check_host(config, known_profiles)
+    except schema.SchemaError as exc:
+        raise ConfigError(path, exc.key, exc.problem) from None
+    return config
 
 
 def default_config(**changes: Any) -> Config:
     """The configuration of a file with no keys at all (used by emulated runs)."""
-    return dataclasses.replace(parse_config({}, None, require_lines=False), **changes)
+    base = parse_config({}, None, require_lines=False, check_profiles=False)
+    return dataclasses.replace(base, **changes)
 
 
 def build_ivr_settings(table: Any, path: Path | None = None) -> IvrSettings:
     """The ``[ivr]`` table as :class:`IvrSettings`: its fields are the only keys."""
-    if not isinstance(table, dict):
-        raise ConfigError(path, "ivr", f"must be a table ([ivr]), not {table!r}")
-    return _Reader(path).dataclass(IvrSettings, table, "ivr")
+    try:
+        return IvrSettings.from_mapping(table, "ivr", path)
+    except schema.SchemaError as exc:
+        raise ConfigError(path, exc.key, exc.problem) from None
 
 
-def _lines(reader: _Reader, table: Mapping[str, Any]) -> list[LineConfig]:
-    fields = [f.name for f in dataclasses.fields(LineConfig) if f.name != "name"]
+def port_warnings(config: Config) -> list[str]:
+    """Lines whose device is not there now: worth a word, not a refusal (USB modems come and go)."""
+    warnings = []
+    for line in config.lines:
+        if line.port.startswith("/") and not os.path.exists(line.port):
+            warnings.append(
+                f"lines.{line.name}.port: {line.port} does not exist now; "
+                "the line waits for it to appear"
+            )
+    return warnings
+
+
+# -- checks beyond the types --------------------------------------------------------
+
+
+def _build(data: Mapping[str, Any], path: Path | None, *, require_lines: bool) -> Config:
+    raw = schema.convert(data, _File, path=path, strict=True)
+    daemon, control, prompts = raw.daemon, raw.control, raw.prompts
+    group = control.group or None
+    if group is not None and not (group.isdigit() or GROUP_NAME.match(group)):
+        raise schema.SchemaError(
+            path, "control.group", f"{schema.shown(group)} is not a group name or number"
+        )
+    if not LANGUAGE.match(prompts.language):
+        raise schema.SchemaError(
+            path,
+            "prompts.language",
+            f"{schema.shown(prompts.language)} is not a language code like fa",
+        )
+    recovery = raw.recovery
+    if recovery.backoff_max < recovery.backoff_initial:
+        raise schema.SchemaError(
+            path, "recovery.backoff_max", "must not be less than recovery.backoff_initial"
+        )
+    socket = _path(path, control.socket) or DEFAULT_SOCKET
+    if len(os.fsencode(socket)) > MAX_SOCKET_PATH:
+        raise schema.SchemaError(
+            path,
+            "control.socket",
+            f"{schema.shown(str(socket))} is {len(os.fsencode(socket))} bytes long; "
+            f"a Unix socket path may have at most {MAX_SOCKET_PATH}",
+        )
+    ivr = IvrSettings.from_mapping(raw.ivr, "ivr", path)
+    lines = _lines(raw.lines, path)
+    if require_lines and not lines:
+        raise schema.SchemaError(path, "lines", "no lines configured (add a [lines.NAME] table)")
+    return Config(
+        path=path,
+        lines=tuple(lines),
+        ivr=ivr,
+        store=_path(path, raw.store.path) or DEFAULT_STORE,
+        prompts=_path(path, prompts.dir) or DEFAULT_PROMPTS,
+        shipped_prompts=_path(path, prompts.shipped),
+        language=prompts.language,
+        firmware_profiles=_path(path, daemon.firmware_profiles),
+        drain_timeout=daemon.drain_timeout,
+        control=ControlConfig(socket=socket, group=group),
+        logging=LoggingConfig(
+            level=_level(path, "logging.level", raw.logging.level),
+            modules={
+                module: _level(path, f"logging.modules.{module}", level)
+                for module, level in raw.logging.modules.items()
+            },
+        ),
+        recovery=recovery,
+    )
+
+
+def _lines(table: Mapping[str, Any], path: Path | None) -> list[LineConfig]:
     lines: list[LineConfig] = []
     ports: dict[str, str] = {}
     for name, raw in table.items():
         key = f"lines.{name}"
         if not LINE_NAME.match(name):
-            raise ConfigError(
-                reader.file, key, "a line name is 1-32 letters, digits, '_', '.' or '-'"
+            raise schema.SchemaError(
+                path, key, "a line name is 1-32 letters, digits, '_', '.' or '-'"
             )
         if not isinstance(raw, dict):
-            raise ConfigError(reader.file, key, f"must be a table ([{key}]), not {raw!r}")
-        reader.known(raw, key, fields)
-        if "port" not in raw:
-            raise ConfigError(reader.file, f"{key}.port", "missing (the modem's device or URL)")
-        line = reader.dataclass(LineConfig, {**raw, "name": name}, key, skip=("name",))
-        port = line.port.strip()
-        if not port or any(ch.isspace() for ch in port):
-            raise ConfigError(reader.file, f"{key}.port", f"{line.port!r} is not a port")
-        if port in ports:
-            raise ConfigError(
-                reader.file, f"{key}.port", f"{port} is already the port of lines.{ports[port]}"
+            raise schema.SchemaError(
+                path, key, f"expected table ([{key}]), got {schema.shown(raw)}"
             )
-        ports[port] = name
-        lines.append(dataclasses.replace(line, port=port))
+        if "name" in raw:
+            raise schema.SchemaError(
+                path, f"{key}.name", "unknown key (the table's name is the line's)"
+            )
+        if "port" not in raw:
+            raise schema.SchemaError(path, f"{key}.port", "missing (the modem's device or URL)")
+        try:
+            line = schema.convert(
+                {**raw, "name": name}, LineConfig, path=path, key=key, strict=True
+            )
+        except schema.SchemaError as exc:
+            if exc.problem.startswith("unknown key"):
+                known = ", ".join(SECTIONS["lines"])
+                raise schema.SchemaError(path, exc.key, f"unknown key (known: {known})") from None
+            raise
+        port = line.port.strip()
+        if not port or any(ch.isspace() or not ch.isprintable() for ch in port):
+            raise schema.SchemaError(
+                path, f"{key}.port", f"{schema.shown(line.port)} is not a port"
+            )
+        same = _port_identity(port)
+        if same in ports:
+            raise schema.SchemaError(
+                path, f"{key}.port", f"{port} is already the port of lines.{ports[same]}"
+            )
+        ports[same] = name
+        lines.append(msgspec.structs.replace(line, port=port))
     return lines
+
+
+def _port_identity(port: str) -> str:
+    """What two spellings of one device share: ``/dev/../dev/ttyS0`` is ``/dev/ttyS0``."""
+    if not port.startswith("/"):
+        return port
+    return os.path.realpath(port) if os.path.exists(port) else os.path.normpath(port)
+
+
+def _path(file: Path | None, text: str | None) -> Path | None:
+    if text is None:
+        return None
+    value = Path(text)
+    if not value.is_absolute() and file is not None:
+        value = file.resolve().parent / value
+    return value
+
+
+def _level(path: Path | None, key: str, value: Any) -> LogLevel:
+    level = value.upper() if isinstance(value, str) else value
+    if level not in LOG_LEVELS:
+        options = ", ".join(map(repr, LOG_LEVELS))
+        raise schema.SchemaError(path, key, f"expected one of {options}, got {schema.shown(value)}")
+    return level  # type: ignore[return-value]
+
+
+def _check_host(config: Config, known_profiles: set[str] | None) -> None:
+    """What the daemon will need of this host: refused here, not at start."""
+    path = config.path
+    group = config.control.group
+    if group is not None and not group.isdigit():
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            raise schema.SchemaError(
+                path, "control.group", f"no group named {schema.shown(group)}"
+            ) from None
+    named = any(line.profile != "auto" for line in config.lines)
+    if known_profiles is None and (named or config.firmware_profiles is not None):
+        known_profiles = _profile_names(path, config.firmware_profiles)
+    if known_profiles is None:
+        return
+    for line in config.lines:
+        if line.profile not in ("auto", *known_profiles):
+            known = ", ".join(sorted(known_profiles))
+            raise schema.SchemaError(
+                path,
+                f"lines.{line.name}.profile",
+                f"no firmware profile named {schema.shown(line.profile)} (known: auto, {known})",
+            )
 
 
 def _profile_names(path: Path | None, directory: Path | None) -> set[str]:
@@ -312,107 +421,20 @@ def _profile_names(path: Path | None, directory: Path | None) -> set[str]:
     from daemon1521.modem.profile import load_profiles
 
     try:
-        return {profile.name for profile in load_profiles(directory)}
+        names = {profile.name for profile in load_profiles(directory)}
     except ProfileError as exc:
-        raise ConfigError(path, "daemon.firmware_profiles", str(exc)) from None
+        raise schema.SchemaError(path, "daemon.firmware_profiles", str(exc)) from None
+    if not names:
+        raise schema.SchemaError(
+            path, "daemon.firmware_profiles", f"no firmware profiles (*.toml) in {directory}"
+        )
+    return names
 
 
-def _upper(value: Any) -> Any:
-    return value.upper() if isinstance(value, str) else value
-
-
-class _Reader:
-    """Typed access to TOML tables, raising :class:`ConfigError` with the dotted key."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.file = path
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.file, key, problem)
-
-    def known(self, table: Mapping[str, Any], where: str, keys: typing.Iterable[str]) -> None:
-        allowed = list(keys)
-        for key in table:
-            if key not in allowed:
-                hint = f" (known: {', '.join(allowed)})" if allowed else ""
-                raise self.error(_join(where, key), "unknown key" + hint)
-
-    def number(
-        self, table: Mapping[str, Any], where: str, key: str, default: float, minimum: float
-    ) -> float:
-        value = float(self.convert(float, table.get(key, default), _join(where, key)))
-        if value < minimum:
-            raise self.error(_join(where, key), f"must be at least {minimum:g}, not {value:g}")
-        return value
-
-    def optional_str(self, table: Mapping[str, Any], where: str, key: str) -> str | None:
-        value = self.convert(str, table.get(key, ""), _join(where, key))
-        return value or None
-
-    def path(
-        self, table: Mapping[str, Any], where: str, key: str, default: Path | None
-    ) -> Path | None:
-        if key not in table:
-            return default
-        text = self.convert(str, table[key], _join(where, key))
-        if not text:
-            raise self.error(_join(where, key), "must not be empty")
-        value = Path(text)
-        if not value.is_absolute() and self.file is not None:
-            value = self.file.resolve().parent / value
-        return value
-
-    def dataclass(
-        self, cls: type, table: Mapping[str, Any], where: str, skip: tuple[str, ...] = ()
-    ) -> Any:
-        """``cls(**table)`` with every key known, typed and within its field's limits."""
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-        self.known({k: v for k, v in table.items() if k not in skip}, where, fields)
-        values: dict[str, Any] = {}
-        for name, value in table.items():
-            key = _join(where, name)
-            converted = self.convert(hints[name], value, key)
-            limits = fields[name].metadata
-            for bound, ok in (("min", operator.ge), ("max", operator.le)):
-                out_of_range = (
-                    bound in limits
-                    and isinstance(converted, int | float)
-                    and not ok(converted, limits[bound])
-                )
-                if out_of_range:
-                    word = "at least" if bound == "min" else "at most"
-                    raise self.error(key, f"must be {word} {limits[bound]:g}, not {value!r}")
-            values[name] = converted
-        try:
-            return cls(**values)
-        except (TypeError, ValueError) as exc:
-            raise self.error(_blame(str(exc), where, fields), str(exc)) from None
-
-    def convert(self, tp: Any, value: Any, key: str) -> Any:
-        """``value`` checked against the type ``tp`` (and converted where TOML differs)."""
-        try:
-            return typed_toml.convert(tp, value, key, special=_path_value, names=_NAMES)
-        except typed_toml.TomlValueError as exc:
-            raise self.error(exc.key, exc.problem) from None
-
-
-def _path_value(tp: Any, value: Any, key: str) -> Any:
-    """Paths are the config's own type: any non-empty string makes one."""
-    if tp is not Path:
-        return typed_toml.UNHANDLED
-    if isinstance(value, str) and value:
-        return Path(value)
-    raise typed_toml.mismatch(tp, value, key, _NAMES)
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _blame(message: str, where: str, fields: Mapping[str, Any]) -> str:
-    """The key a dataclass's own validation message is about (its first field named)."""
-    for name in sorted(fields, key=len, reverse=True):
-        if re.search(rf"\b{re.escape(name)}\b", message):
-            return _join(where, name)
-    return where
+def _unreadable(file: Path, problem: str) -> str:
+    """The reader's words for a file that could not be read, as an operator says them."""
+    if file.is_dir():
+        return "is a directory, not a config file"
+    if not file.exists() and not file.is_symlink():
+        return "no such file"
+    return problem

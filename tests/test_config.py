@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
+import grp
+import os
 import re
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 
 from daemon1521.cli import main
 from daemon1521.config import (
-    _SECTIONS,
+    SECTIONS,
     ConfigError,
     LineConfig,
     RecoveryConfig,
@@ -22,6 +23,14 @@ from daemon1521.ivr.settings import IvrSettings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "systemd" / "daemon1521.toml.example"
 LINE = '[lines.l1]\nport = "/dev/ttyACM0"\n'
+
+
+def example(tmp_path: Path) -> Path:
+    """The shipped example, its control group one that exists on this host."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert 'group = "daemon1521"' in text
+    own = grp.getgrgid(os.getgid()).gr_name
+    return write(tmp_path, text.replace('group = "daemon1521"', f'group = "{own}"'))
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -41,8 +50,8 @@ def test_minimal_file_takes_the_documented_defaults(tmp_path: Path) -> None:
     assert config.logging.level == "INFO"
 
 
-def test_the_example_loads_and_documents_every_key() -> None:
-    config = load_config(EXAMPLE)
+def test_the_example_loads_and_documents_every_key(tmp_path: Path) -> None:
+    config = load_config(example(tmp_path))
     assert [line.name for line in config.lines] == ["line1", "line2"]
     assert config.lines[1].role == "outbound"
     text = EXAMPLE.read_text(encoding="utf-8")
@@ -50,13 +59,11 @@ def test_the_example_loads_and_documents_every_key() -> None:
     assert config.ivr == IvrSettings()
     assert config.recovery == RecoveryConfig()
     assert config.drain_timeout == default_config().drain_timeout
-    keys = {key for keys in _SECTIONS.values() for key in keys}
-    keys |= {f.name for f in dataclasses.fields(IvrSettings)}
-    keys |= {f.name for f in dataclasses.fields(LineConfig) if f.name != "name"}
+    keys = {key for keys in SECTIONS.values() for key in keys}
     for key in sorted(keys):
         pattern = rf"^(#? ?{key} = |\[\w+\.{key}\])"
         assert re.search(pattern, text, re.MULTILINE), f"{key} is not in the example"
-    for section in _SECTIONS:
+    for section in SECTIONS:
         assert f"[{section}" in text
 
 
@@ -87,21 +94,33 @@ def test_emulated_runs_need_no_lines(tmp_path: Path) -> None:
 BAD = [
     ("[lnes.l1]\nport = 'x'\n", "lnes", "unknown key (known: daemon, store"),
     ("[ivr]\ntimeout = 3\n" + LINE, "ivr.timeout", "unknown key (known: first_digit_timeout"),
-    ("[ivr]\ntries = '3'\n" + LINE, "ivr.tries", "must be an integer, not '3'"),
-    ("[ivr]\nfirst_digit_timeout = 0.1\n" + LINE, "ivr.first_digit_timeout", "at least 0.5"),
-    ("[ivr]\nunit = 'dollar'\n" + LINE, "ivr.unit", "must be one of 'rial', 'toman'"),
-    ("[ivr]\nformal_hundred = 1\n" + LINE, "ivr.formal_hundred", "must be true or false"),
+    ("[ivr]\ntries = '3'\n" + LINE, "ivr.tries", "expected int, got str ('3')"),
+    (
+        "[ivr]\nfirst_digit_timeout = 0.1\n" + LINE,
+        "ivr.first_digit_timeout",
+        "must be at least 0.5, not 0.1",
+    ),
+    (
+        "[ivr]\nunit = 'dollar'\n" + LINE,
+        "ivr.unit",
+        "expected one of 'rial', 'toman', got 'dollar'",
+    ),
+    ("[ivr]\nformal_hundred = 1\n" + LINE, "ivr.formal_hundred", "expected bool, got int (1)"),
     (
         "[ivr]\nbill_min_digits = 13\nbill_max_digits = 8\n" + LINE,
         "ivr.bill_min_digits",
-        "must not exceed bill_max_digits",
+        "13 must not exceed bill_max_digits (8)",
     ),
     ("[ivr]\nyes_key = '11'\n" + LINE, "ivr.yes_key", "one telephone key"),
-    (LINE + "role = 'in'\n", "lines.l1.role", "must be one of 'inbound', 'outbound', 'both'"),
+    (
+        LINE + "role = 'in'\n",
+        "lines.l1.role",
+        "expected one of 'inbound', 'outbound', 'both', got 'in'",
+    ),
     (LINE + "rings = 0\n", "lines.l1.rings", "must be at least 1, not 0"),
     (LINE + "speed = 9600\n", "lines.l1.speed", "unknown key (known: port, role, profile"),
     (LINE + "profile = 'nosuch'\n", "lines.l1.profile", "no firmware profile named 'nosuch'"),
-    (LINE + "label = 3\n", "lines.l1.label", "must be a string, not 3"),
+    (LINE + "label = 3\n", "lines.l1.label", "expected str, got int (3)"),
     ("[lines.l1]\nrole = 'inbound'\n", "lines.l1.port", "missing"),
     ("[lines.l1]\nport = ''\n", "lines.l1.port", "'' is not a port"),
     (
@@ -110,14 +129,14 @@ BAD = [
         "/dev/ttyACM0 is already the port of lines.l1",
     ),
     ('[lines."line 1"]\nport = "/dev/ttyACM0"\n', "lines.line 1", "a line name is 1-32"),
-    ("lines = 3\n", "lines", "must be a table ([lines]), not 3"),
-    ("[lines]\nl1 = 'x'\n", "lines.l1", "must be a table ([lines.l1])"),
+    ("lines = 3\n", "lines", "expected table, got int (3)"),
+    ("[lines]\nl1 = 'x'\n", "lines.l1", "expected table ([lines.l1]), got 'x'"),
     ("", "lines", "no lines configured"),
-    ("[logging]\nlevel = 'LOUD'\n" + LINE, "logging.level", "must be one of 'TRACE'"),
+    ("[logging]\nlevel = 'LOUD'\n" + LINE, "logging.level", "expected one of 'TRACE', 'DEBUG'"),
     (
         "[logging.modules]\n'daemon1521.modem' = 'quiet'\n" + LINE,
         "logging.modules.daemon1521.modem",
-        "must be one of",
+        "'WARNING', 'ERROR', 'CRITICAL', got 'quiet'",
     ),
     (
         "[recovery]\nbackoff_initial = 10\nbackoff_max = 5\n" + LINE,
@@ -127,13 +146,26 @@ BAD = [
     (
         "[recovery]\nfailures_before_out_of_service = 0\n" + LINE,
         "recovery.failures_before_out_of_service",
-        "at least 1",
+        "must be at least 1, not 0",
     ),
-    ("[daemon]\ndrain_timeout = -1\n" + LINE, "daemon.drain_timeout", "must be at least 0"),
+    (
+        "[daemon]\ndrain_timeout = -1\n" + LINE,
+        "daemon.drain_timeout",
+        "must be at least 0.0, not -1",
+    ),
     ("[control]\ngroup = 'no group'\n" + LINE, "control.group", "not a group name"),
     ("[control]\nsocket = ''\n" + LINE, "control.socket", "must not be empty"),
     ("[prompts]\nlanguage = 'Persian'\n" + LINE, "prompts.language", "not a language code"),
-    ("[store]\npath = 5\n" + LINE, "store.path", "must be a string, not 5"),
+    ("[store]\npath = 5\n" + LINE, "store.path", "expected str, got int (5)"),
+    (
+        "[daemon]\ndrain = 5\n" + LINE,
+        "daemon.drain",
+        "unknown key (known: drain_timeout, firmware_profiles)",
+    ),
+    (LINE + "name = 'l2'\n", "lines.l1.name", "unknown key (the table's name is the line's)"),
+    ("[logging]\nmodules = 'x'\n" + LINE, "logging.modules", "expected table, got str ('x')"),
+    ("[ivr]\ntries = 2.0\n" + LINE, "ivr.tries", "expected int, got float (2.0)"),
+    ("[recovery]\nhealth_check = '5m'\n" + LINE, "recovery.health_check", "got str ('5m')"),
 ]
 
 
@@ -162,12 +194,13 @@ def test_unreadable_files_say_so(tmp_path: Path) -> None:
 
 def test_config_check_command(tmp_path: Path) -> None:
     runner = CliRunner()
-    good = runner.invoke(main, ["config", "check", str(EXAMPLE)])
+    shipped = example(tmp_path)
+    good = runner.invoke(main, ["config", "check", str(shipped)])
     assert good.exit_code == 0, good.output
     assert "OK" in good.output and "line line2" in good.output
-    as_json = runner.invoke(main, ["config", "check", "--json", str(EXAMPLE)])
+    as_json = runner.invoke(main, ["config", "check", "--json", str(shipped)])
     assert '"unit": "rial"' in as_json.output
     path = write(tmp_path, LINE + "rings = 'two'\n")
     bad = runner.invoke(main, ["config", "check", str(path)])
     assert bad.exit_code == 2
-    assert f"{path}: lines.l1.rings: must be an integer, not 'two'" in bad.output
+    assert f"{path}: lines.l1.rings: expected int, got str ('two')" in bad.output

@@ -316,15 +316,33 @@ def test_a_personality_is_just_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('name = "usr-5637"', ""), "missing key name"),
-        (("tx_buffer = 1024", "tx_buffer = 1024\nbogus = 1"), "unknown key voice.bogus"),
-        (('values = ["0-255"]', 'values = ["0-x"]'), "bad value range"),
-        (('format = "alaw"', 'format = "gsm"'), "format"),
-        (('ring = "text"', 'ring = "bell"'), "voice.ring"),
-        (("max_length = 58", "max_length = 10"), "minimum of 40"),
-        (('[parameters."+VTD"]', '[parameters."+VTDX"]'), "'+VTD' is missing"),
-        (('framing = "bare"', 'framing = "morse"'), "framing"),
-        (("11 = [70, 50, 255]", "11 = [20, 50, 255]"), "default outside"),
+        (('name = "usr-5637"', ""), "name: missing"),
+        (("tx_buffer = 1024", "tx_buffer = 1024\nbogus = 1"), "voice.bogus: unknown key"),
+        (
+            ('values = ["0-255"]', 'values = ["0-x"]'),
+            "parameters.+VGT.values: bad value range '0-x'",
+        ),
+        (
+            ('format = "alaw"', 'format = "gsm"'),
+            "voice.codecs.2.format: expected one of 'u8', 's16le', 'alaw', 'ulaw', got 'gsm'",
+        ),
+        (
+            ('ring = "text"', 'ring = "bell"'),
+            "voice.ring: expected one of 'dle', 'text', got 'bell'",
+        ),
+        (
+            ("max_length = 58", "max_length = 10"),
+            "command_line.max_length: must be at least 40, not 10",
+        ),
+        (('[parameters."+VTD"]', '[parameters."+VTDX"]'), "parameters.+VTD: missing"),
+        (
+            ('framing = "bare"', 'framing = "morse"'),
+            "voice.dtmf.framing: expected one of 'bare', 'wrapped', got 'morse'",
+        ),
+        (
+            ("11 = [70, 50, 255]", "11 = [20, 50, 255]"),
+            "s_registers.11: default 20 outside its range 50-255",
+        ),
     ],
 )
 def test_bad_personalities_name_the_key(change: tuple[str, str], message: str) -> None:

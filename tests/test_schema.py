@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import msgspec
 import pytest
@@ -97,3 +98,53 @@ def test_any_text_is_parsed_or_refused_with_a_schema_error(text: str) -> None:
 
 def test_explain_keeps_messages_without_a_place() -> None:
     assert explain("Expected `object`, got `int`") == ("", "expected object, got int")
+
+
+class Tables(msgspec.Struct, forbid_unknown_fields=True):
+    by_name: dict[str, Inner] = {}
+    by_number: dict[int, float] = {}
+
+
+def test_an_entry_of_a_table_of_any_keys_is_named() -> None:
+    with pytest.raises(SchemaError) as caught:
+        convert({"by_name": {"a": {}, "fast": {"rate": "x"}}}, Tables, strict=True)
+    assert caught.value.key == "by_name.fast.rate"
+    assert caught.value.problem == "expected float, got str ('x')"
+    with pytest.raises(SchemaError) as caught:
+        convert({"by_number": {"one": 1.0}}, Tables)
+    assert caught.value.key == "by_number"
+    assert caught.value.problem.startswith("a key of this table: expected int")
+
+
+def test_messages_say_the_value_the_names_and_the_known_keys() -> None:
+    class Choice(msgspec.Struct, forbid_unknown_fields=True):
+        unit: Literal["rial", "toman"] = "rial"
+        tries: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+        name: Annotated[str, msgspec.Meta(min_length=1)] = "x"
+
+    cases = [
+        ({"unit": "dollar"}, "unit", "expected one of 'rial', 'toman', got 'dollar'"),
+        ({"tries": 0}, "tries", "must be at least 1, not 0"),
+        ({"tries": 2**100}, "tries", "must be at most 10, not a 101-bit number"),
+        ({"tries": "3"}, "tries", "expected int, got str ('3')"),
+        ({"name": ""}, "name", "must not be empty"),
+        ({"nmae": "y"}, "nmae", "unknown key (known: unit, tries, name)"),
+    ]
+    for data, key, problem in cases:
+        with pytest.raises(SchemaError) as caught:
+            convert(data, Choice, strict=True)
+        assert (caught.value.key, caught.value.problem) == (key, problem)
+
+
+def test_strict_refuses_what_only_looks_like_the_type() -> None:
+    assert convert({"rate": "2.5"}, Inner).rate == 2.5
+    with pytest.raises(SchemaError, match=r"rate: expected float, got str \('2.5'\)"):
+        convert({"rate": "2.5"}, Inner, strict=True)
+
+
+def test_nan_deep_inside_arrays_is_found_with_its_place() -> None:
+    with pytest.raises(SchemaError) as caught:
+        parse_toml("a = " + "[" * 300 + "nan" + "]" * 300)
+    assert caught.value.key == "a" + ".0" * 300
+    assert caught.value.problem == "nan is not a usable number"
+    assert len(str(caught.value)) < 300

@@ -20,6 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,8 @@ from daemon1521.billing.store import Store, UpsertCounts
 Format = Literal["auto", "csv", "jsonl"]
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 CSV_DELIMITERS = ",;\t"
+MAX_IMPORT_BYTES = 256 << 20
+"""The largest file read: millions of bills, and a bound for a file that never ends."""
 # Header names accepted for each column (compared case-insensitively, with
 # spaces and hyphens read as underscores), English and Persian.
 COLUMN_ALIASES: dict[str, frozenset[str]] = {
@@ -171,9 +175,14 @@ def detect_format(path: Path, head: str) -> Literal["csv", "jsonl"]:
 
 def _read_text(path: Path) -> str:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise ImportFileError(f"{path}: not a regular file")
+            data = stream.read(MAX_IMPORT_BYTES + 1)
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFileError(f"{path}: larger than {MAX_IMPORT_BYTES} bytes; split it")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
 
 import click
+import msgspec
 
 from daemon1521.commands.daemon_common import EXIT_USAGE, echo_json, fail
-from daemon1521.config import ConfigError, default_config_path, load_config
+from daemon1521.config import ConfigError, default_config_path, load_config, port_warnings
 
 
 @click.group("config")
@@ -23,7 +22,9 @@ def config() -> None:
 def check(path: Path | None, as_json: bool) -> None:
     """Check PATH (default: /etc/daemon1521/daemon1521.toml) and say what it sets up.
 
-    Every problem names the file, the key and what is wrong. Exit codes:
+    The checks are the ones `daemon1521 run` makes before it starts. Every
+    problem names the file, the key and what is wrong; a line whose device
+    is not there now is a warning (on stderr), not a problem. Exit codes:
     0 valid, 2 invalid or unreadable.
     """
     file = path or default_config_path()
@@ -31,8 +32,10 @@ def check(path: Path | None, as_json: bool) -> None:
         loaded = load_config(file)
     except ConfigError as exc:
         fail(f"config check: {exc}", EXIT_USAGE)
+    for warning in port_warnings(loaded):
+        click.echo(f"daemon1521 config check: warning: {file}: {warning}", err=True)
     if as_json:
-        echo_json(_plain(dataclasses.asdict(loaded)))
+        echo_json(msgspec.to_builtins(loaded, enc_hook=str))
         return
     click.echo(f"{file}: OK")
     for line in loaded.lines:
@@ -44,13 +47,3 @@ def check(path: Path | None, as_json: bool) -> None:
     click.echo(f"  store: {loaded.store}")
     click.echo(f"  prompts: {loaded.prompts} ({loaded.language})")
     click.echo(f"  control socket: {loaded.control.socket}")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -1,10 +1,10 @@
 """What an operator may tune in the 1521 call flow: timeouts, tries, how money is spoken.
 
-One frozen dataclass, so the daemon's config reader can derive the ``[ivr]``
-table's keys, types and limits from its fields (``metadata`` carries ``doc``,
-``min`` and ``max``), and so a flow can never see a half-checked value: the
-constructor itself refuses a bad one with a :class:`ValueError` whose message
-starts with the offending key's name.
+One frozen msgspec Struct: its fields are the ``[ivr]`` table's keys, their
+types and ``msgspec.Meta`` limits are the checks (the config reader derives
+nothing by hand), and each field's ``description`` says what the key does.
+:meth:`IvrSettings.from_mapping` is the one way from a table to settings, so
+a flow never sees a half-checked value.
 
 Durations are seconds of line time; an emulated line running faster than real
 time divides them by its time scale, not this module.
@@ -12,11 +12,13 @@ time divides them by its time scale, not this module.
 
 from __future__ import annotations
 
-import dataclasses
-import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from daemon1521.schema import SchemaError, convert, refuse_non_finite, shown
 
 Unit = Literal["rial", "toman"]
 UNITS: tuple[str, ...] = ("rial", "toman")
@@ -25,97 +27,77 @@ MIN_BILL_DIGITS = 6
 MAX_BILL_DIGITS = 13
 """The bill-ID standard allows 6 to 13 digits; bills print (and callers type) 13."""
 
+Tries = Annotated[int, msgspec.Meta(ge=1, le=10)]
+Digits = Annotated[int, msgspec.Meta(ge=1, le=MAX_BILL_DIGITS)]
+KeyWait = Annotated[float, msgspec.Meta(ge=0.5)]
 
-def _meta(doc: str, **limits: float) -> dict[str, Any]:
-    return {"doc": doc, **limits}
+
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
 
 
-@dataclass(frozen=True)
-class IvrSettings:
+class IvrSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The 1521 flow's tunables; defaults are CALLFLOW.md's."""
 
-    first_digit_timeout: float = field(
-        default=8.0, metadata=_meta("seconds to wait for the first key of an answer", min=0.5)
+    first_digit_timeout: Annotated[
+        KeyWait, _doc("seconds to wait for the first key of an answer")
+    ] = 8.0
+    inter_digit_timeout: Annotated[
+        KeyWait, _doc("seconds to wait between the keys of a number")
+    ] = 5.0
+    tries: Annotated[Tries, _doc("silent tries of one question before goodbye")] = 3
+    invalid_tries: Annotated[Tries, _doc("invalid answers to one question before goodbye")] = 3
+    not_found_tries: Annotated[Tries, _doc("bill IDs not found in one call before goodbye")] = 3
+    unit: Annotated[Unit, _doc("currency the debt is spoken in")] = "rial"
+    formal_hundred: Annotated[bool, _doc("say یکصد rather than صد")] = False
+    formal_thousand: Annotated[bool, _doc("say یک هزار rather than هزار")] = False
+    max_call_seconds: Annotated[
+        float,
+        msgspec.Meta(
+            ge=30.0, description="hard cap on a call's length, for hang-ups never detected"
+        ),
+    ] = 600.0
+    bill_min_digits: Annotated[Digits, _doc("fewest digits a typed bill ID may have")] = (
+        MIN_BILL_DIGITS
     )
-    inter_digit_timeout: float = field(
-        default=5.0, metadata=_meta("seconds to wait between the keys of a number", min=0.5)
+    bill_max_digits: Annotated[Digits, _doc("most digits a typed bill ID may have")] = (
+        MAX_BILL_DIGITS
     )
-    tries: int = field(
-        default=3, metadata=_meta("silent tries of one question before goodbye", min=1, max=10)
-    )
-    invalid_tries: int = field(
-        default=3, metadata=_meta("invalid answers to one question before goodbye", min=1, max=10)
-    )
-    not_found_tries: int = field(
-        default=3,
-        metadata=_meta("bill IDs not found in one call before goodbye", min=1, max=10),
-    )
-    unit: Unit = field(default="rial", metadata=_meta("currency the debt is spoken in"))
-    formal_hundred: bool = field(default=False, metadata=_meta("say یکصد rather than صد"))
-    formal_thousand: bool = field(default=False, metadata=_meta("say یک هزار rather than هزار"))
-    max_call_seconds: float = field(
-        default=600.0,
-        metadata=_meta("hard cap on a call's length, for hang-ups never detected", min=30.0),
-    )
-    bill_min_digits: int = field(
-        default=MIN_BILL_DIGITS,
-        metadata=_meta("fewest digits a typed bill ID may have", min=1, max=MAX_BILL_DIGITS),
-    )
-    bill_max_digits: int = field(
-        default=MAX_BILL_DIGITS,
-        metadata=_meta("most digits a typed bill ID may have", min=1, max=MAX_BILL_DIGITS),
-    )
-    yes_key: str = field(default="1", metadata=_meta("the key that answers yes"))
-    remember_bills: bool = field(
-        default=True, metadata=_meta("offer callers with caller ID to remember their bill ID")
-    )
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            kind = f.type
-            if kind in ("float", float):
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ValueError(f"{f.name} must be a number of seconds, not {value!r}")
-                object.__setattr__(self, f.name, float(value))
-            elif kind in ("int", int):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError(f"{f.name} must be an integer, not {value!r}")
-            elif kind in ("bool", bool) and not isinstance(value, bool):
-                raise ValueError(f"{f.name} must be true or false, not {value!r}")
-            value = getattr(self, f.name)
-            for bound, ok in (("min", operator.ge), ("max", operator.le)):
-                limit = f.metadata.get(bound)
-                if limit is not None and isinstance(value, int | float) and not ok(value, limit):
-                    word = "at least" if bound == "min" else "at most"
-                    raise ValueError(f"{f.name} must be {word} {limit:g}, not {value!r}")
-        if self.unit not in UNITS:
-            raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {self.unit!r}")
-        if not isinstance(self.yes_key, str) or len(self.yes_key) != 1:
-            raise ValueError(f"yes_key must be one telephone key, not {self.yes_key!r}")
-        if self.yes_key not in DTMF_KEYS:
-            raise ValueError(f"yes_key must be one of {DTMF_KEYS}, not {self.yes_key!r}")
-        if self.bill_min_digits > self.bill_max_digits:
-            raise ValueError(
-                f"bill_min_digits ({self.bill_min_digits}) must not exceed "
-                f"bill_max_digits ({self.bill_max_digits})"
-            )
+    yes_key: Annotated[str, _doc("the key that answers yes")] = "1"
+    remember_bills: Annotated[
+        bool, _doc("offer callers with caller ID to remember their bill ID")
+    ] = True
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], where: str = "ivr") -> IvrSettings:
-        """Settings from a table (a config file's ``[ivr]``); errors name ``where.key``."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{where} must be a table, not {data!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in data if k not in known)
-        if unknown:
-            raise ValueError(
-                f"{where}.{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})"
+    def from_mapping(
+        cls, data: Any, where: str = "ivr", path: Path | str | None = None
+    ) -> IvrSettings:
+        """Settings from a table (a config file's ``[ivr]``).
+
+        Raises :class:`~daemon1521.schema.SchemaError` (a ValueError) naming
+        ``path`` (when given) and ``where.key``.
+        """
+        if isinstance(data, Mapping):
+            data = dict(data)
+        refuse_non_finite(data, path, where)
+        settings = convert(data, cls, path=path, key=where, strict=True)
+        settings._check(path, where)
+        return settings
+
+    def _check(self, path: Path | str | None, where: str) -> None:
+        """What one field's type cannot say: the yes key, and the digit bounds together."""
+        if len(self.yes_key) != 1 or self.yes_key not in DTMF_KEYS:
+            raise SchemaError(
+                path,
+                f"{where}.yes_key",
+                f"expected one telephone key (0-9, * or #), got {shown(self.yes_key)}",
             )
-        try:
-            return cls(**dict(data))
-        except ValueError as exc:
-            raise ValueError(f"{where}.{exc}") from None
+        if self.bill_min_digits > self.bill_max_digits:
+            raise SchemaError(
+                path,
+                f"{where}.bill_min_digits",
+                f"{self.bill_min_digits} must not exceed bill_max_digits ({self.bill_max_digits})",
+            )
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return msgspec.structs.asdict(self)

@@ -8,7 +8,11 @@ defaults, and S-register defaults. Adding a chip is adding a file: the
 emulator's code reads these fields and nothing is keyed on a chip's name.
 
 Loading validates the whole file and names the offending key, so a typo
-fails at load time rather than as a strange byte in a test.
+fails at load time rather than as a strange byte in a test: the file's
+tables are msgspec Structs read through :mod:`daemon1521.schema` (unknown
+keys refused, types and limits from the fields), and what a field's type
+cannot say (value ranges, the parameters the modem's logic needs, codes
+that must agree) is checked after, key by key.
 
 The sections of a personality file (see the shipped files for every key,
 each with a comment naming its source):
@@ -40,32 +44,29 @@ each with a comment naming its source):
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal, Protocol
+
+import msgspec
 
 from daemon1521.dsp.codecs import CODECS
+from daemon1521.schema import SchemaError, convert, parse_toml, read_toml, shown
 
 PERSONALITY_DIR = Path(__file__).resolve().parents[1] / "personalities"
 """Where the shipped personality files live."""
 
 EVENT_CODES = frozenset("bdrlLsqRuohHcea")
 """DLE event codes (VOICE-MODEMS.md section 3) a personality may say it reports."""
-BUSY_CONTEXTS = frozenset({"rx", "tx", "command"})
-CID_FIELDS = frozenset({"MESG", "DATE", "TIME", "NMBR", "NAME"})
-RESULT_NAMES = (
-    "OK",
-    "CONNECT",
-    "RING",
-    "NO CARRIER",
-    "ERROR",
-    "NO DIALTONE",
-    "BUSY",
-    "NO ANSWER",
-    "VCON",
-)
+BusyContext = Literal["rx", "tx", "command"]
+BUSY_CONTEXTS: frozenset[str] = frozenset({"rx", "tx", "command"})
+CidField = Literal["MESG", "DATE", "TIME", "NMBR", "NAME"]
+CID_FIELDS: frozenset[str] = frozenset({"MESG", "DATE", "TIME", "NMBR", "NAME"})
+ResultName = Literal[
+    "OK", "CONNECT", "RING", "NO CARRIER", "ERROR", "NO DIALTONE", "BUSY", "NO ANSWER", "VCON"
+]
+RESULT_NAMES: tuple[str, ...] = ResultName.__args__  # type: ignore[attr-defined]
 REQUIRED_PARAMETERS = (
     "+VLS",
     "+VCID",
@@ -80,10 +81,16 @@ REQUIRED_PARAMETERS = (
     "+IFC",
 )
 """Parameters the modem's own logic reads; every personality must define them."""
+REQUIRED_REGISTERS = (0, 1, 3, 4, 5, 6, 7, 8, 11)
+"""S-registers the modem's own logic reads."""
 
 
-class PersonalityError(ValueError):
-    """A personality file is missing a key or holds a bad value."""
+class PersonalityError(SchemaError):
+    """A personality file is missing a key or holds a bad value: file, dotted key, problem."""
+
+
+class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A table of a personality file: its fields are its only keys."""
 
 
 # --- parameter values ---------------------------------------------------------
@@ -106,14 +113,15 @@ class ArgSpec:
 
     @classmethod
     def parse(cls, text: str) -> ArgSpec:
+        """The spec written as ``text``; ValueError for one that is not a range list."""
         if text in ("hex", "any"):
             return cls(text, kind=text)
         ranges: list[tuple[int, int]] = []
         width = 0
         for part in text.split(","):
             lo, sep, hi = part.partition("-")
-            if not lo.isdigit() or (sep and not hi.isdigit()):
-                raise PersonalityError(f"bad value range {text!r}")
+            if not _small_number(lo) or (sep and not _small_number(hi)):
+                raise ValueError(f"bad value range {text!r}")
             if len(lo) > 1 and lo.startswith("0"):
                 width = len(lo)
             ranges.append((int(lo), int(hi) if sep else int(lo)))
@@ -135,6 +143,10 @@ class ArgSpec:
         return str(number).rjust(self.width, "0")
 
 
+def _small_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 9
+
+
 @dataclass(frozen=True)
 class Parameter:
     """An extended-syntax parameter the chip stores (``+VGT``, ``-SCID``, ...)."""
@@ -153,21 +165,21 @@ class Parameter:
         return (",".join(f"({a.text})" for a in self.args),)
 
 
-@dataclass(frozen=True)
-class Codec:
+class Codec(_Table, kw_only=True):
     """One ``+VSM`` compression method of the chip."""
 
     code: int
     name: str
-    format: str | None
+    format: str | None = None
     """The stream format the emulator uses (``u8``, ``s16le``, ``alaw``,
     ``ulaw``); None for methods the chip lists but the emulator cannot
     stream (selecting them answers ERROR)."""
-    rates: tuple[int, ...]
+    rates: Annotated[tuple[int, ...], msgspec.Meta(min_length=1)]
 
 
-@dataclass(frozen=True)
-class Register:
+class Register(_Table, array_like=True):
+    """An S-register, written ``[default, low, high]``."""
+
     default: int
     low: int
     high: int
@@ -176,15 +188,14 @@ class Register:
 # --- sections ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Identity:
-    ati: Mapping[int, tuple[str, ...]]
+class Identity(_Table, kw_only=True):
+    ati: dict[int, tuple[str, ...]]
     gmi: tuple[str, ...]
     gmm: tuple[str, ...]
     gmr: tuple[str, ...]
-    gcap: tuple[str, ...] | None
-    gm_prefix: bool
-    usb_ids: tuple[str, ...]
+    gcap: tuple[str, ...] | None = None
+    gm_prefix: bool = False
+    usb_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,26 +210,32 @@ class CommandLine:
     """Whether read answers carry a ``+NAME: `` prefix."""
 
 
-@dataclass(frozen=True)
-class Results:
-    numeric: Mapping[str, int]
-    no_dialtone: str
-    voice_answer: str
+class _CommandLine(_Table, kw_only=True):
+    max_length: Annotated[int, msgspec.Meta(ge=40)]
+    """V.250 5.2.1 asks for at least 40."""
+    backspace_echo: str = "\b \b"
+    compact_info: frozenset[str] = frozenset()
+    lower_case_tests: bool = False
+    read_prefix: bool = False
+
+
+class Results(_Table, kw_only=True):
+    numeric: dict[ResultName, int]
+    no_dialtone: Literal["NO DIALTONE", "NO DIAL TONE"]
+    voice_answer: Literal["OK", "VCON"]
     """Final result of ATA / auto-answer in voice mode (``VCON`` or ``OK``)."""
-    voice_dial_answered: str
+    voice_dial_answered: Literal["OK", "VCON"]
     """Final result of a voice-mode ATD once the far end answers."""
 
 
-@dataclass(frozen=True)
-class Dtmf:
-    framing: str
+class Dtmf(_Table, kw_only=True):
+    framing: Literal["bare", "wrapped"]
     """``bare``: DLE <digit> once per press. ``wrapped``: DLE / ... DLE ~
     around the digit, repeated every ``repeat_ms`` while the key is held."""
-    repeat_ms: int
+    repeat_ms: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
-@dataclass(frozen=True)
-class VtsLimits:
+class VtsLimits(_Table, kw_only=True):
     min_freq: float
     max_freq: float
     single_tone_zero: bool
@@ -229,8 +246,11 @@ class VtsLimits:
     digits stay separate presses for the far end's detector."""
 
 
-@dataclass(frozen=True)
-class Voice:
+Buffer = Annotated[int, msgspec.Meta(ge=320)]
+"""Bytes of audio a chip buffers: at least 20 ms of 16-bit audio."""
+
+
+class Voice(_Table, kw_only=True):
     codecs: tuple[Codec, ...]
     vsm_test: tuple[str, ...]
     vsm_read: str
@@ -238,23 +258,24 @@ class Voice:
     default_rate: int
     vls_off_hook: frozenset[int]
     vtr: bool
-    tx_buffer: int
-    rx_backlog: int
+    tx_buffer: Buffer
+    rx_backlog: Buffer
     vtx_end_etx: bool
     stray_underrun: bool
-    vls1_events: str
-    ring: str
-    ring_after_answer: bool
+    vls1_events: str = ""
+    ring: Literal["dle", "text"]
+    ring_after_answer: bool = False
     """One more ring report just after the host took the line off hook."""
     silence_detection: bool
-    dle_sub: bool
-    rx_end_codes: str
-    events: frozenset[str]
-    events_during_vrx: bool
+    dle_sub: bool = False
+    rx_end_codes: str = "!"
+    events: str
+    """The DLE event codes the chip reports, one letter each."""
+    events_during_vrx: bool = True
     """False: nothing is reported while recording (+VRX), neither DTMF nor
     tones nor line events; the host must find key presses in the audio."""
-    busy_contexts: frozenset[str]
-    vit_unit: float
+    busy_contexts: frozenset[BusyContext] = BUSY_CONTEXTS  # type: ignore[assignment]
+    vit_unit: float = 1.0
     dtmf: Dtmf
     vts: VtsLimits
 
@@ -265,38 +286,36 @@ class Voice:
         return None
 
 
-@dataclass(frozen=True)
-class CallerIdFormat:
+class CallerIdFormat(_Table, kw_only=True):
     separator: str
-    order: tuple[str, ...]
-    private: Mapping[str, str]
-    unavailable: Mapping[str, str]
-    name_width: int
-    mesg: str
-    requires: Mapping[str, str]
+    order: tuple[CidField, ...]
+    private: dict[CidField, str] = {}
+    unavailable: dict[CidField, str] = {}
+    name_width: int = 0
+    mesg: str = ""
+    requires: dict[str, str] = {}
     """Parameter values that must be set for caller ID to be delivered
     (Conexant ``-SCID=1``)."""
-    region_parameter: str
-    regions: Mapping[str, str]
+    region_parameter: str = ""
+    regions: dict[str, str] = {}
     """Region parameter value -> caller-ID signalling it decodes."""
-    block_start: str
-    line_end: str
+    block_start: str = "\r\n"
+    line_end: str = "\r\n"
 
 
-@dataclass(frozen=True)
-class CallProgress:
+class CallProgress(_Table, kw_only=True):
     """Tone detection and dialling timing (seconds unless named otherwise)."""
 
-    freq: float
-    min_level_dbm0: float
-    dialtone_min: float
-    dialtone_wait: float
-    dialtone_event_min: float
-    busy_on: tuple[float, float]
-    busy_off: tuple[float, float]
-    ringback_on: tuple[float, float]
-    busy_cycles: int
-    dtmf_level_dbm0: float
+    freq: float = 425.0
+    min_level_dbm0: float = -35.0
+    dialtone_min: float = 1.0
+    dialtone_wait: float = 5.0
+    dialtone_event_min: float = 3.0
+    busy_on: tuple[float, float] = (0.15, 0.75)
+    busy_off: tuple[float, float] = (0.15, 0.75)
+    ringback_on: tuple[float, float] = (0.8, 2.5)
+    busy_cycles: int = 2
+    dtmf_level_dbm0: float = -7.0
 
 
 @dataclass(frozen=True)
@@ -323,6 +342,45 @@ class Personality:
     handling...), with the numbers it allows."""
 
 
+# --- the file ------------------------------------------------------------------------
+
+
+class _Defaults(_Table, kw_only=True):
+    E: int = 1
+    V: int = 1
+    Q: int = 0
+    X: int = 4
+
+
+class _Fclass(_Table, kw_only=True):
+    values: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+class _ParameterTable(_Table, kw_only=True):
+    values: tuple[str, ...]
+    default: tuple[str, ...]
+    voice_only: bool = False
+    atz: Literal["reset", "keep"] = "reset"
+    test: tuple[str, ...] | None = None
+
+
+class _File(_Table, kw_only=True):
+    name: str
+    description: str
+    identity: Identity
+    command_line: _CommandLine
+    results: Results
+    defaults: _Defaults
+    s_registers: dict[int, Register]
+    fclass: _Fclass
+    voice: Voice
+    caller_id: CallerIdFormat
+    call_progress: CallProgress = CallProgress()
+    parameters: dict[str, _ParameterTable]
+    accepted_basic: dict[str, tuple[int, int]] = {}
+
+
 # --- loading -------------------------------------------------------------------------
 
 
@@ -336,350 +394,146 @@ def load_personality(name_or_path: str | Path) -> Personality:
     path = Path(name_or_path)
     if isinstance(name_or_path, Path) or path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise PersonalityError(f"no personality file {path}")
-        return parse_personality(path.read_text(encoding="utf-8"), str(path))
+            problem = "not a regular file" if path.exists() else "no such personality file"
+            raise PersonalityError(path, "", problem)
+        return _from_data(_read(path, path), str(path))
     resource = PERSONALITY_DIR / f"{name_or_path}.toml"
     if not resource.is_file():
         known = ", ".join(available_personalities())
-        raise PersonalityError(f"no personality {name_or_path!r} (known: {known})")
-    return parse_personality(resource.read_text(encoding="utf-8"), str(name_or_path))
+        raise PersonalityError(None, "", f"no personality {name_or_path!r} (known: {known})")
+    return _from_data(_read(resource, str(name_or_path)), str(name_or_path))
 
 
 def parse_personality(text: str, source: str = "<string>") -> Personality:
     """Validate TOML text and build a :class:`Personality`."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PersonalityError(f"{source}: not valid TOML: {exc}") from None
+        data = parse_toml(text, source)
+    except SchemaError as exc:
+        raise PersonalityError(source, exc.key, exc.problem) from None
+    return _from_data(data, source)
+
+
+def _read(path: Path, source: str | Path) -> dict[str, object]:
     try:
-        return _build(_Table(data, ""), source)
-    except PersonalityError as exc:
-        raise PersonalityError(f"{source}: {exc}") from None
+        return read_toml(path)
+    except SchemaError as exc:
+        raise PersonalityError(source, exc.key, exc.problem) from None
 
 
-class _Table:
-    """A TOML table that reports missing or mistyped keys by their dotted path."""
-
-    def __init__(self, data: Mapping[str, Any], path: str) -> None:
-        self.data = data
-        self.path = path
-        self.used: set[str] = set()
-
-    def _where(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise PersonalityError(f"missing key {self._where(key)}")
-            return default
-        value = self.data[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-            raise PersonalityError(f"{self._where(key)} has the wrong type ({value!r})")
-        return value
-
-    def table(self, key: str, default: Any = ...) -> _Table:
-        value = self.get(key, dict, {} if default is not ... else ...)
-        return _Table(value, self._where(key))
-
-    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
-        value = self.get(key, list, default)
-        if value is None:
-            return value
-        if not all(isinstance(v, str) for v in value):
-            raise PersonalityError(f"{self._where(key)} must be a list of strings")
-        return tuple(value)
-
-    def pair(self, key: str, default: tuple[float, float]) -> tuple[float, float]:
-        value = self.get(key, list, list(default))
-        if len(value) != 2 or not all(isinstance(v, int | float) for v in value):
-            raise PersonalityError(f"{self._where(key)} must be [low, high]")
-        return (float(value[0]), float(value[1]))
-
-    def check_unused(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise PersonalityError(f"unknown key {self._where(unknown[0])}")
+def _from_data(data: dict[str, object], source: str) -> Personality:
+    try:
+        return _build(convert(data, _File, path=source, strict=True), source)
+    except SchemaError as exc:
+        raise PersonalityError(exc.path, exc.key, exc.problem) from None
 
 
-def _string_map(table: _Table, key: str) -> dict[str, str]:
-    raw = table.get(key, dict, {})
-    if not all(isinstance(v, str) for v in raw.values()):
-        raise PersonalityError(f"{table._where(key)} values must be strings")
-    return dict(raw)
+def _build(raw: _File, source: str) -> Personality:
+    """What one field's type cannot say, checked; the runtime shape built."""
 
+    def fail(key: str, problem: str) -> PersonalityError:
+        return PersonalityError(source, key, problem)
 
-def _build(root: _Table, source: str) -> Personality:
-    name = root.get("name", str)
-    description = root.get("description", str)
-
-    ident = root.table("identity")
-    ati_raw = ident.table("ati")
-    ati: dict[int, tuple[str, ...]] = {}
-    for key in ati_raw.data:
-        if not key.isdigit():
-            raise PersonalityError(f"identity.ati key {key!r} is not a number")
-        ati[int(key)] = ati_raw.strings(key)
-    identity = Identity(
-        ati=ati,
-        gmi=ident.strings("gmi"),
-        gmm=ident.strings("gmm"),
-        gmr=ident.strings("gmr"),
-        gcap=ident.strings("gcap", None),
-        gm_prefix=ident.get("gm_prefix", bool, False),
-        usb_ids=ident.strings("usb_ids", []),
-    )
-    ident.check_unused()
-
-    cl = root.table("command_line")
-    command_line = CommandLine(
-        max_length=cl.get("max_length", int),
-        backspace_echo=cl.get("backspace_echo", str, "\b \b").encode("latin-1"),
-        compact_info=frozenset(cl.strings("compact_info", [])),
-        lower_case_tests=cl.get("lower_case_tests", bool, False),
-        read_prefix=cl.get("read_prefix", bool, False),
-    )
-    if command_line.max_length < 40:
-        raise PersonalityError("command_line.max_length below V.250's minimum of 40")
-    cl.check_unused()
-
-    res = root.table("results")
-    numeric_raw = res.get("numeric", dict)
-    for key, value in numeric_raw.items():
-        if key not in RESULT_NAMES or not isinstance(value, int):
-            raise PersonalityError(f"results.numeric: bad entry {key!r} = {value!r}")
-    results = Results(
-        numeric=dict(numeric_raw),
-        no_dialtone=res.get("no_dialtone", str),
-        voice_answer=res.get("voice_answer", str),
-        voice_dial_answered=res.get("voice_dial_answered", str),
-    )
-    for what in ("voice_answer", "voice_dial_answered"):
-        if getattr(results, what) not in ("OK", "VCON"):
-            raise PersonalityError(f"results.{what} must be OK or VCON")
-    if results.no_dialtone not in ("NO DIALTONE", "NO DIAL TONE"):
-        raise PersonalityError("results.no_dialtone must be NO DIALTONE or NO DIAL TONE")
-    res.check_unused()
-
-    regs = root.table("s_registers")
-    registers: dict[int, Register] = {}
-    for key in regs.data:
-        values = regs.get(key, list)
-        if not key.isdigit() or len(values) != 3 or not all(isinstance(v, int) for v in values):
-            raise PersonalityError(f"s_registers.{key} must be [default, low, high]")
-        default, low, high = values
-        if not low <= default <= high:
-            raise PersonalityError(f"s_registers.{key}: default outside its range")
-        registers[int(key)] = Register(default, low, high)
-    for needed in (0, 1, 3, 4, 5, 6, 7, 8, 11):
-        if needed not in registers:
-            raise PersonalityError(f"s_registers.{needed} is missing")
-
-    fclass = root.table("fclass")
-    fclass_values = fclass.strings("values")
-    fclass_test = fclass.strings("test")
-    if "0" not in fclass_values:
-        raise PersonalityError("fclass.values must include 0")
-    fclass.check_unused()
-
-    voice = _voice(root.table("voice"))
-    caller_id = _caller_id(root.table("caller_id"))
-    progress = _progress(root.table("call_progress", {}))
-
-    params_table = root.table("parameters")
-    parameters: dict[str, Parameter] = {}
-    for pname in params_table.data:
-        parameters[pname] = _parameter(pname, params_table.table(pname))
-    for needed in REQUIRED_PARAMETERS:
-        if needed not in parameters:
-            raise PersonalityError(f"parameters.{needed!r} is missing")
-    for key in caller_id.requires:
-        if key not in parameters:
-            raise PersonalityError(f"caller_id.requires names unknown parameter {key!r}")
-    if caller_id.region_parameter and caller_id.region_parameter not in parameters:
-        raise PersonalityError("caller_id.region_parameter names an unknown parameter")
-
-    defaults_table = root.table("defaults")
-    defaults = {
-        k: defaults_table.get(k, int, v) for k, v in (("E", 1), ("V", 1), ("Q", 0), ("X", 4))
-    }
-    defaults_table.check_unused()
-
-    basic_table = root.table("accepted_basic", {})
-    accepted: dict[str, tuple[int, int]] = {}
-    for key in basic_table.data:
-        lo_hi = basic_table.get(key, list)
-        if len(lo_hi) != 2 or not all(isinstance(v, int) for v in lo_hi):
-            raise PersonalityError(f"accepted_basic.{key} must be [low, high]")
-        accepted[key.upper()] = (lo_hi[0], lo_hi[1])
-    root.check_unused()
+    try:
+        backspace_echo = raw.command_line.backspace_echo.encode("latin-1")
+    except UnicodeEncodeError:
+        raise fail(
+            "command_line.backspace_echo", "must be Latin-1 text (the bytes the chip echoes)"
+        ) from None
+    for number in REQUIRED_REGISTERS:
+        if number not in raw.s_registers:
+            raise fail(f"s_registers.{number}", "missing (the modem's logic reads it)")
+    for number, register in raw.s_registers.items():
+        if not register.low <= register.default <= register.high:
+            raise fail(
+                f"s_registers.{number}",
+                f"default {register.default} outside its range {register.low}-{register.high}",
+            )
+    if "0" not in raw.fclass.values:
+        raise fail("fclass.values", "must include 0")
+    _check_voice(raw.voice, fail)
+    _check_caller_id(raw.caller_id, fail)
+    parameters = {name: _parameter(name, table, fail) for name, table in raw.parameters.items()}
+    for name in REQUIRED_PARAMETERS:
+        if name not in parameters:
+            raise fail(f"parameters.{name}", "missing (the modem's logic reads it)")
+    for name in raw.caller_id.requires:
+        if name not in parameters:
+            raise fail("caller_id.requires", f"names unknown parameter {shown(name)}")
+    region = raw.caller_id.region_parameter
+    if region and region not in parameters:
+        raise fail("caller_id.region_parameter", f"names unknown parameter {shown(region)}")
     return Personality(
-        name=name,
-        description=description,
+        name=raw.name,
+        description=raw.description,
         source=source,
-        identity=identity,
-        command_line=command_line,
-        results=results,
-        registers=registers,
-        fclass_values=fclass_values,
-        fclass_test=fclass_test,
-        voice=voice,
-        caller_id=caller_id,
-        call_progress=progress,
+        identity=raw.identity,
+        command_line=CommandLine(
+            max_length=raw.command_line.max_length,
+            backspace_echo=backspace_echo,
+            compact_info=raw.command_line.compact_info,
+            lower_case_tests=raw.command_line.lower_case_tests,
+            read_prefix=raw.command_line.read_prefix,
+        ),
+        results=raw.results,
+        registers=raw.s_registers,
+        fclass_values=raw.fclass.values,
+        fclass_test=raw.fclass.test,
+        voice=raw.voice,
+        caller_id=raw.caller_id,
+        call_progress=raw.call_progress,
         parameters=parameters,
-        defaults=defaults,
-        accepted_basic=accepted,
+        defaults=msgspec.structs.asdict(raw.defaults),
+        accepted_basic={name.upper(): value for name, value in raw.accepted_basic.items()},
     )
 
 
-def _voice(v: _Table) -> Voice:
-    codecs: list[Codec] = []
-    raw_codecs = v.get("codecs", list)
-    for i, raw in enumerate(raw_codecs):
-        if not isinstance(raw, dict):
-            raise PersonalityError(f"voice.codecs[{i}] must be a table")
-        t = _Table(raw, f"voice.codecs[{i}]")
-        fmt = t.get("format", str, "")
-        if fmt and fmt not in CODECS:
-            raise PersonalityError(f"voice.codecs[{i}].format {fmt!r} is not one of {CODECS}")
-        rates = t.get("rates", list)
-        if not rates or not all(isinstance(r, int) for r in rates):
-            raise PersonalityError(f"voice.codecs[{i}].rates must list sample rates")
-        codecs.append(Codec(t.get("code", int), t.get("name", str), fmt or None, tuple(rates)))
-        t.check_unused()
-    if len({c.code for c in codecs}) != len(codecs):
-        raise PersonalityError("voice.codecs lists a code twice")
-    dtmf_t = v.table("dtmf")
-    dtmf = Dtmf(framing=dtmf_t.get("framing", str), repeat_ms=dtmf_t.get("repeat_ms", int, 0))
-    if dtmf.framing not in ("bare", "wrapped"):
-        raise PersonalityError("voice.dtmf.framing must be bare or wrapped")
-    if dtmf.framing == "wrapped" and dtmf.repeat_ms < 0:
-        raise PersonalityError("voice.dtmf.repeat_ms must not be negative")
-    dtmf_t.check_unused()
-    vts_t = v.table("vts")
-    vts = VtsLimits(
-        min_freq=vts_t.get("min_freq", float),
-        max_freq=vts_t.get("max_freq", float),
-        single_tone_zero=vts_t.get("single_tone_zero", bool),
-        max_duration=vts_t.get("max_duration", int),
-        flash_ms=vts_t.get("flash_ms", int),
-        dtmf_gap_ms=vts_t.get("dtmf_gap_ms", int),
-    )
-    vts_t.check_unused()
-    events = v.get("events", str)
-    if not set(events) <= EVENT_CODES:
-        raise PersonalityError(f"voice.events: unknown codes in {events!r}")
-    busy = frozenset(v.strings("busy_contexts", list(BUSY_CONTEXTS)))
-    if not busy <= BUSY_CONTEXTS:
-        raise PersonalityError(f"voice.busy_contexts must be among {sorted(BUSY_CONTEXTS)}")
-    voice = Voice(
-        codecs=tuple(codecs),
-        vsm_test=v.strings("vsm_test"),
-        vsm_read=v.get("vsm_read", str),
-        default_codec=v.get("default_codec", int),
-        default_rate=v.get("default_rate", int),
-        vls_off_hook=frozenset(v.get("vls_off_hook", list)),
-        vtr=v.get("vtr", bool),
-        tx_buffer=v.get("tx_buffer", int),
-        rx_backlog=v.get("rx_backlog", int),
-        vtx_end_etx=v.get("vtx_end_etx", bool),
-        stray_underrun=v.get("stray_underrun", bool),
-        vls1_events=v.get("vls1_events", str, ""),
-        ring=v.get("ring", str),
-        ring_after_answer=v.get("ring_after_answer", bool, False),
-        silence_detection=v.get("silence_detection", bool),
-        dle_sub=v.get("dle_sub", bool, False),
-        rx_end_codes=v.get("rx_end_codes", str, "!"),
-        events=frozenset(events),
-        events_during_vrx=v.get("events_during_vrx", bool, True),
-        busy_contexts=busy,
-        vit_unit=v.get("vit_unit", float, 1.0),
-        dtmf=dtmf,
-        vts=vts,
-    )
+def _check_voice(voice: Voice, fail: _Fail) -> None:
+    for index, codec in enumerate(voice.codecs):
+        if codec.format is not None and codec.format not in CODECS:
+            raise fail(
+                f"voice.codecs.{index}.format",
+                f"expected one of {', '.join(map(repr, CODECS))}, got {shown(codec.format)}",
+            )
+    if len({codec.code for codec in voice.codecs}) != len(voice.codecs):
+        raise fail("voice.codecs", "lists a code twice")
     default = voice.codec(voice.default_codec)
     if default is None or default.format is None or voice.default_rate not in default.rates:
-        raise PersonalityError("voice.default_codec/default_rate must be a streamable codec")
-    if voice.ring not in ("dle", "text"):
-        raise PersonalityError("voice.ring must be dle or text")
-    if voice.tx_buffer < 320 or voice.rx_backlog < 320:
-        raise PersonalityError("voice.tx_buffer and voice.rx_backlog need at least 320 bytes")
-    v.check_unused()
-    return voice
+        raise fail("voice.default_codec", "default_codec/default_rate must be a streamable codec")
+    unknown = sorted(set(voice.events) - EVENT_CODES)
+    if unknown:
+        raise fail("voice.events", f"unknown codes {''.join(unknown)!r} in {shown(voice.events)}")
 
 
-def _caller_id(c: _Table) -> CallerIdFormat:
-    order = c.strings("order")
-    if not set(order) <= CID_FIELDS or not {"DATE", "TIME", "NMBR"} <= set(order):
-        raise PersonalityError(
-            f"caller_id.order must hold DATE, TIME, NMBR (and NAME, MESG): {order}"
-        )
-    fmt = CallerIdFormat(
-        separator=c.get("separator", str),
-        order=order,
-        private=_string_map(c, "private"),
-        unavailable=_string_map(c, "unavailable"),
-        name_width=c.get("name_width", int, 0),
-        mesg=c.get("mesg", str, ""),
-        requires=_string_map(c, "requires"),
-        region_parameter=c.get("region_parameter", str, ""),
-        regions=_string_map(c, "regions"),
-        block_start=c.get("block_start", str, "\r\n"),
-        line_end=c.get("line_end", str, "\r\n"),
-    )
-    for what in (fmt.private, fmt.unavailable):
-        if not set(what) <= CID_FIELDS:
-            raise PersonalityError(f"caller_id: unknown field in {dict(what)}")
-    c.check_unused()
-    return fmt
+def _check_caller_id(fmt: CallerIdFormat, fail: _Fail) -> None:
+    if not {"DATE", "TIME", "NMBR"} <= set(fmt.order):
+        raise fail("caller_id.order", f"must hold DATE, TIME, NMBR (and NAME, MESG): {fmt.order}")
 
 
-def _progress(p: _Table) -> CallProgress:
-    progress = CallProgress(
-        freq=p.get("freq", float, 425.0),
-        min_level_dbm0=p.get("min_level_dbm0", float, -35.0),
-        dialtone_min=p.get("dialtone_min", float, 1.0),
-        dialtone_wait=p.get("dialtone_wait", float, 5.0),
-        dialtone_event_min=p.get("dialtone_event_min", float, 3.0),
-        busy_on=p.pair("busy_on", (0.15, 0.75)),
-        busy_off=p.pair("busy_off", (0.15, 0.75)),
-        ringback_on=p.pair("ringback_on", (0.8, 2.5)),
-        busy_cycles=p.get("busy_cycles", int, 2),
-        dtmf_level_dbm0=p.get("dtmf_level_dbm0", float, -7.0),
-    )
-    p.check_unused()
-    return progress
-
-
-def _parameter(name: str, t: _Table) -> Parameter:
+def _parameter(name: str, table: _ParameterTable, fail: _Fail) -> Parameter:
+    key = f"parameters.{name}"
     if name[:1] not in "+-!#$" or len(name) < 2:
-        raise PersonalityError(f"parameter name {name!r} needs an extended-syntax prefix")
+        raise fail(key, "a parameter name needs an extended-syntax prefix (+, -, !, # or $)")
     try:
-        args = tuple(ArgSpec.parse(text) for text in t.strings("values"))
-    except PersonalityError as exc:
-        raise PersonalityError(f"parameters.{name!r}: {exc}") from None
-    default = t.strings("default")
-    if len(default) != len(args):
-        raise PersonalityError(f"parameters.{name!r}: one default per value")
+        args = tuple(ArgSpec.parse(text) for text in table.values)
+    except ValueError as exc:
+        raise fail(f"{key}.values", str(exc)) from None
+    if len(table.default) != len(args):
+        raise fail(f"{key}.default", "one default per value")
     canonical = []
-    for spec, value in zip(args, default, strict=True):
+    for spec, value in zip(args, table.default, strict=True):
         value_c = spec.canonical(value)
         if value_c is None:
-            raise PersonalityError(f"parameters.{name!r}: default {value!r} not in {spec.text}")
+            raise fail(f"{key}.default", f"{shown(value)} not in {spec.text}")
         canonical.append(value_c)
-    atz = t.get("atz", str, "reset")
-    if atz not in ("reset", "keep"):
-        raise PersonalityError(f"parameters.{name!r}.atz must be reset or keep")
-    param = Parameter(
+    return Parameter(
         name=name,
         args=args,
         default=tuple(canonical),
-        voice_only=t.get("voice_only", bool, False),
-        reset_on_atz=atz == "reset",
-        test=t.strings("test", None),
+        voice_only=table.voice_only,
+        reset_on_atz=table.atz == "reset",
+        test=table.test,
     )
-    t.check_unused()
-    return param
+
+
+class _Fail(Protocol):
+    def __call__(self, key: str, problem: str) -> PersonalityError: ...
