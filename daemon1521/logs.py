@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from loguru import logger
@@ -56,3 +57,37 @@ def setup_logging(level: str = "INFO", modules: Mapping[str, str] | None = None)
         backtrace=False,
         diagnose=False,
     )
+
+
+class LogThrottle:
+    """Repeated warnings as one line, then at most one per ``interval`` saying
+    how many were suppressed: a flood of bad input must not become a flood of
+    log (13,005 identical warnings a second once filled a journal).
+
+    Each warning is attributed to the module that calls :meth:`warning`.
+    """
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self._clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def warning(self, key: str, message: str, *args: Any) -> bool:
+        """Log ``message`` unless ``key`` was logged within the interval; True if logged."""
+        now = self._clock()
+        last, suppressed = self._seen.get(key, (None, 0))
+        if last is not None and now - last < self.interval:
+            self._seen[key] = (last, suppressed + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if suppressed:
+            message += f" ({suppressed} more suppressed in the last {now - last:.0f} s)"
+        logger.opt(depth=1).warning(message, *args)
+        return True
+
+    def flush(self) -> None:
+        """Say how many of each warning were suppressed since it was last logged."""
+        for key, (last, suppressed) in list(self._seen.items()):
+            if suppressed:
+                logger.opt(depth=1).warning("{} more '{}' warnings suppressed", suppressed, key)
+                self._seen[key] = (last, 0)
