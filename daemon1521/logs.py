@@ -32,6 +32,14 @@ def mask_cards(text: str) -> str:
     return _CARD.sub(lambda m: f"{m[1]}******{m[3]}", text)
 
 
+def mask_tail(text: str, tail: int = 4) -> str:
+    """All but the last ``tail`` characters as ``*``, and never more than the
+    second half shown: ``0100000012321`` -> ``*********2321``. The one rule for
+    bill IDs and typed entries, wherever they are shown or logged."""
+    keep = min(tail, max(0, len(text) - 4))
+    return "*" * (len(text) - keep) + text[len(text) - keep :]
+
+
 def _patch(record: dict[str, Any]) -> None:
     record["message"] = mask_cards(record["message"])
     record["extra"]["priority"] = _PRIORITY.get(record["level"].name, 2)
