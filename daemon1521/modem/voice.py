@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ State = Literal["closed", "idle", "in_call", "down"]
 
 RING_GAP = 8.0
 """Seconds without a ring after which a half-counted call is forgotten (cadence 1 s/4 s)."""
+RING_MIN_INTERVAL = 2.0
+"""Rings closer together than this are not separate rings of a cadence: one
+ring reported twice, or noise. A port spewing ring codes counts one ring, ever."""
 DTR_DROP = 0.5
 STREAM_BREAK_SETTLE = 0.2
 """Seconds for a modem that was streaming to answer the codes that end it."""
@@ -247,7 +251,7 @@ class VoiceModem:
             deadline = None if timeout is None else loop.time() + self._real(timeout)
             rings = 0
             caller: CallerInfo | None = None
-            last_ring = 0.0
+            last_ring = heard = -math.inf
             while True:
                 wait = None if deadline is None else max(0.0, deadline - loop.time())
                 if rings:
@@ -267,6 +271,9 @@ class VoiceModem:
                 if isinstance(event, CallerInfo):
                     caller = event
                 elif isinstance(event, Ring) or (isinstance(event, DleEvent) and event.code == "R"):
+                    heard, previous = loop.time(), heard
+                    if heard - previous < self._real(RING_MIN_INTERVAL):
+                        continue
                     rings += 1
                     last_ring = loop.time()
                     if rings >= self.rings_to_answer:
