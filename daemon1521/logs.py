@@ -9,6 +9,7 @@ journald reads as the entry's level and strips.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sys
@@ -72,30 +73,69 @@ class LogThrottle:
     how many were suppressed: a flood of bad input must not become a flood of
     log (13,005 identical warnings a second once filled a journal).
 
-    Each warning is attributed to the module that calls :meth:`warning`.
+    Inside an event loop the count is also reported when the interval ends,
+    so a flood that stops is still accounted for; :meth:`flush` does it on
+    demand. Each line is attributed to the module that calls :meth:`warning`.
     """
 
     def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self._clock = clock
-        self._seen: dict[str, tuple[float, int]] = {}
+        self._seen: dict[str, _Throttled] = {}
 
     def warning(self, key: str, message: str, *args: Any) -> bool:
         """Log ``message`` unless ``key`` was logged within the interval; True if logged."""
         now = self._clock()
-        last, suppressed = self._seen.get(key, (None, 0))
-        if last is not None and now - last < self.interval:
-            self._seen[key] = (last, suppressed + 1)
+        seen = self._seen.get(key)
+        if seen is not None and now - seen.last < self.interval:
+            seen.suppressed += 1
+            if not seen.scheduled:
+                seen.scheduled = _call_later(seen.last + self.interval - now, self._report, key)
             return False
-        self._seen[key] = (now, 0)
-        if suppressed:
-            message += f" ({suppressed} more suppressed in the last {now - last:.0f} s)"
-        logger.opt(depth=1).warning(message, *args)
+        module = sys._getframe(1).f_globals.get("__name__", __name__)
+        suppressed = seen.suppressed if seen is not None else 0
+        self._seen[key] = _Throttled(now, module, message, args)
+        if suppressed and seen is not None:
+            message += f" ({suppressed} more suppressed in the last {now - seen.last:.0f} s)"
+        _log_as(module, message, args)
         return True
 
     def flush(self) -> None:
         """Say how many of each warning were suppressed since it was last logged."""
-        for key, (last, suppressed) in list(self._seen.items()):
-            if suppressed:
-                logger.opt(depth=1).warning("{} more '{}' warnings suppressed", suppressed, key)
-                self._seen[key] = (last, 0)
+        for key in list(self._seen):
+            self._report(key)
+
+    def _report(self, key: str) -> None:
+        seen = self._seen[key]
+        seen.scheduled = False
+        if seen.suppressed:
+            now = self._clock()
+            note = f" ({seen.suppressed} more suppressed in the last {now - seen.last:.0f} s)"
+            _log_as(seen.module, seen.message + note, seen.args)
+            seen.last, seen.suppressed = now, 0
+
+
+class _Throttled:
+    __slots__ = ("args", "last", "message", "module", "scheduled", "suppressed")
+
+    def __init__(self, last: float, module: str, message: str, args: tuple[Any, ...]) -> None:
+        self.last = last
+        self.module = module
+        self.message = message
+        self.args = args
+        self.suppressed = 0
+        self.scheduled = False
+
+
+def _log_as(module: str, message: str, args: tuple[Any, ...]) -> None:
+    logger.patch(lambda record: record.update(name=module)).warning(message, *args)
+
+
+def _call_later(delay: float, callback: Callable[[str], None], key: str) -> bool:
+    """Schedule ``callback(key)`` on the running loop; False outside one."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    loop.call_later(max(0.0, delay), callback, key)
+    return True

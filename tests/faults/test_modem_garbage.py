@@ -19,6 +19,9 @@ from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.logs import LogThrottle
 from daemon1521.testbed.site import EmulatedSite, sample_bills
 
+SPEED = 4.0
+"""Line time runs 4x: the 2 s a ring needs after noise is 0.5 s of real time,
+longer than the stalls of a loaded host."""
 NOISE_SECONDS = 2.0
 """Real seconds of noise: many line-time ring cadences at the site's speed."""
 
@@ -51,7 +54,7 @@ async def test_noise_on_a_modem_port_opens_no_call_and_floods_no_log(
         tmp_path / "store.db",
         prompts=PromptLibrary(PromptCatalog("fa")),
         bills=[bill],
-        speed=20.0,
+        speed=SPEED,
     ) as site:
         modem = site.rig.modems[0]
         rng = np.random.default_rng(1521)
@@ -88,15 +91,34 @@ def test_a_throttled_warning_says_how_many_were_suppressed() -> None:
     try:
         throttle = LogThrottle(interval=10.0, clock=lambda: now[0])
         for _ in range(13_005):
-            throttle.warning("full", "port: event queue full")
+            throttle.warning("full", "{}: event queue full", "port")
         now[0] = 11.0
-        throttle.warning("full", "port: event queue full")
-        throttle.warning("full", "port: event queue full")
+        throttle.warning("full", "{}: event queue full", "port")
+        throttle.warning("full", "{}: event queue full", "port")
         throttle.flush()
     finally:
         logger.remove(sink)
     assert lines == [
         "port: event queue full",
         "port: event queue full (13004 more suppressed in the last 11 s)",
-        "1 more 'full' warnings suppressed",
+        "port: event queue full (1 more suppressed in the last 0 s)",
     ]
+
+
+async def test_a_flood_that_stops_is_still_counted() -> None:
+    lines: list[tuple[str, str]] = []
+    sink = logger.add(
+        lambda m: lines.append((m.record["name"], m.record["message"])), level="WARNING"
+    )
+    try:
+        throttle = LogThrottle(interval=0.05)
+        for _ in range(100):
+            throttle.warning("full", "event queue full")
+        await asyncio.sleep(0.3)
+    finally:
+        logger.remove(sink)
+    assert [message for _, message in lines] == [
+        "event queue full",
+        "event queue full (99 more suppressed in the last 0 s)",
+    ]
+    assert {name for name, _ in lines} == {__name__}
