@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from daemon1521.cli import main
-from daemon1521.daemon.control import ControlServer
+from daemon1521.daemon.control import (
+    ControlClientError,
+    ControlServer,
+    DaemonNotRunning,
+    request,
+)
 from tests.cli_support import console_script
 
 NOBODY = 65534
@@ -30,7 +36,8 @@ def runtime(tmp_path: Path) -> Iterator[Path]:
 
 
 def _run_emulated(runtime: Path, tmp_path: Path) -> subprocess.CompletedProcess[str] | None:
-    """``run --emulated 1`` with no config; its result, or None if it started serving."""
+    """``run --emulated 1`` with no config; its result, or None once it is serving
+    (its socket answers), after which it is stopped."""
     env = {
         **os.environ,
         "XDG_RUNTIME_DIR": str(runtime),
@@ -45,13 +52,28 @@ def _run_emulated(runtime: Path, tmp_path: Path) -> subprocess.CompletedProcess[
         env=env,
         text=True,
     )
+    socket = runtime / "daemon1521" / "control.sock"
+    deadline = time.monotonic() + 30
     try:
-        out, _ = child.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        child.terminate()
-        child.communicate(timeout=30)
-        return None
-    return subprocess.CompletedProcess(child.args, child.returncode, out)
+        while child.poll() is None and time.monotonic() < deadline:
+            if socket.is_socket() and _answers(socket):
+                return None
+            time.sleep(0.1)
+        if child.poll() is None:
+            return None
+        out, _ = child.communicate(timeout=30)
+        return subprocess.CompletedProcess(child.args, child.returncode, out)
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            child.communicate(timeout=30)
+
+
+def _answers(socket: Path) -> bool:
+    try:
+        return request(socket, "status", timeout=5).get("ok") is True
+    except (ControlClientError, DaemonNotRunning):
+        return False
 
 
 @pytest.mark.parametrize("how", ["world-writable", "another user's", "a symlink"])
