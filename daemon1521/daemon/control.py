@@ -7,15 +7,16 @@ One request per line, one reply per line, any number per connection::
     -> {"cmd": "line.busy", "line": "line2"}
     <- {"ok": false, "error": "unknown_line", "message": "no line named ..."}
 
-An ``"id"`` in a request is echoed in its reply. Every request is checked
-against its command's schema (``control_requests``) before a handler sees it;
-at most ``MAX_CLIENTS`` connections are served at once and a silent one is
-closed after ``IDLE_TIMEOUT``, so idle clients can neither take every file
-descriptor nor starve the operator for long. The socket file is mode 0660
+An ``"id"`` in a request is echoed in its reply. The socket file is mode 0660
 and group-owned (the config's ``control.group``), so operators in that group
 use the CLI without root. Nothing sensitive crosses it: replies carry masked
 caller numbers and bill IDs, never digits a caller typed; an unexpected
 failure is answered with a generic message (the detail goes to the log).
+
+Every request is checked against its command's schema (``control_requests``)
+before a handler sees it; at most ``MAX_CLIENTS`` connections are served at
+once and a silent one is closed after ``IDLE_TIMEOUT``, so idle clients can
+neither take every file descriptor nor starve the operator for long.
 """
 
 from __future__ import annotations

@@ -883,15 +883,6 @@ class VoiceModem:
         return seconds / self.time_scale
 
 
-def _strip_prefix(text: str) -> str:
-    head, sep, tail = text.partition(":")
-    return tail.strip() if sep and head.strip().upper().startswith("+GM") else text.strip()
-
-
-def _codec_names(listing: list[str]) -> list[str]:
-    return [f"{option.code}:{option.format}" for option in parse_vsm_listing(listing)]
-
-
 def _noise(event: object) -> bool:
     """An event no idle, on-hook modem sends: a shielded code other than a ring,
     or a line of text that is not a known unsolicited report."""
@@ -900,3 +891,12 @@ def _noise(event: object) -> bool:
     if isinstance(event, Unsolicited):
         return _ON_HOOK_LINES.fullmatch(event.text.strip()) is None
     return False
+
+
+def _strip_prefix(text: str) -> str:
+    head, sep, tail = text.partition(":")
+    return tail.strip() if sep and head.strip().upper().startswith("+GM") else text.strip()
+
+
+def _codec_names(listing: list[str]) -> list[str]:
+    return [f"{option.code}:{option.format}" for option in parse_vsm_listing(listing)]
