@@ -300,7 +300,7 @@ class VoiceModem:
                         noisy, rings, caller = now, 0, None
                 elif ring and now - noisy >= settle:
                     rings += 1
-                    last_ring = now
+                    last_ring = loop.time()
                     if rings >= self.rings_to_answer:
                         # caller ID after this ring would be too late to use
                         return IncomingCall(rings, caller)
