@@ -36,6 +36,7 @@ import soundfile as sf
 from daemon1521.audio.soundfile_io import (
     LINE_RATE,
     AudioFileError,
+    AudioTooLongError,
     active_level_dbfs,
     clipped_fraction,
     frame_levels,
@@ -518,11 +519,16 @@ def upload_prompt(
     """
     entry = catalog.entry(name)
     label = str(source)
+    max_seconds = entry.max_seconds or limits.max_seconds
     try:
-        audio = read_audio(source)
+        audio = read_audio(source, max_seconds=max_seconds)
+    except AudioTooLongError as exc:
+        shown = f"{exc.seconds:.1f} s" if exc.seconds is not None else f"over {max_seconds:g} s"
+        raise UploadRejectedError(
+            f"{label}: too long ({shown}; prompt {name!r} allows {max_seconds:g} s)"
+        ) from None
     except AudioFileError as exc:
         raise UploadRejectedError(str(exc)) from None
-    max_seconds = entry.max_seconds or limits.max_seconds
     if audio.duration > max_seconds:
         raise UploadRejectedError(
             f"{label}: too long ({audio.duration:.1f} s; prompt {name!r} allows {max_seconds:g} s)"

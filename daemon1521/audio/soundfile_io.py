@@ -27,6 +27,15 @@ RESAMPLE_QUALITY = "HQ"
 
 _INT16_SCALE = 32768.0
 
+MAX_SECONDS = 900.0
+"""The longest audio any read decodes; the longest prompt allows 300 s."""
+MIN_SOURCE_RATE = 4000
+MAX_SOURCE_RATE = 384_000
+"""Sample rates a recording can have; outside them the header is lying."""
+MAX_CHANNELS = 8
+BLOCK_FRAMES = 1 << 16
+"""Frames decoded at a time: memory stays bounded by the block, not the file."""
+
 
 class AudioFileError(ValueError):
     """A file that cannot be read as audio; the message names the file and the problem."""
@@ -35,6 +44,16 @@ class AudioFileError(ValueError):
         super().__init__(f"{source}: {problem}")
         self.source = source
         self.problem = problem
+
+
+class AudioTooLongError(AudioFileError):
+    """Longer than the reader was allowed to decode; ``seconds`` when the header said."""
+
+    def __init__(self, source: str, seconds: float | None, max_seconds: float) -> None:
+        shown = f"{seconds:.1f} s" if seconds is not None else f"over {max_seconds:g} s"
+        super().__init__(source, f"too long ({shown}; at most {max_seconds:g} s)")
+        self.seconds = seconds
+        self.max_seconds = max_seconds
 
 
 @dataclass(frozen=True)
@@ -78,12 +97,19 @@ def resample(samples: np.ndarray, source_rate: int, rate: int = LINE_RATE) -> np
     return soxr.resample(data, source_rate, rate, quality=RESAMPLE_QUALITY)
 
 
-def read_audio(source: str | os.PathLike[str] | BinaryIO, rate: int = LINE_RATE) -> DecodedAudio:
+def read_audio(
+    source: str | os.PathLike[str] | BinaryIO,
+    rate: int = LINE_RATE,
+    max_seconds: float = MAX_SECONDS,
+) -> DecodedAudio:
     """Decode any audio file libsndfile knows into mono int16 at ``rate``.
 
     Channels are averaged (a stereo recording of one voice keeps its level);
-    the result is resampled with soxr. Raises :class:`AudioFileError` for a
-    missing, unreadable, empty or undecodable file.
+    the result is resampled with soxr. The header is checked before anything
+    is decoded (a 32 KB file claiming 1 Hz, or 3 h of FLAC, once took
+    gigabytes), and decoding goes block by block, stopping past
+    ``max_seconds`` whatever the header said. Raises :class:`AudioFileError`
+    for a missing, unreadable, empty, undecodable, implausible or too long file.
     """
     label = str(source) if isinstance(source, str | os.PathLike) else repr(source)
     if isinstance(source, str | os.PathLike):
@@ -93,21 +119,61 @@ def read_audio(source: str | os.PathLike[str] | BinaryIO, rate: int = LINE_RATE)
             source_rate = f.samplerate
             channels = f.channels
             fmt = f"{f.format} {f.subtype}"
-            data = f.read(dtype="float32", always_2d=True)
+            _check_header(label, source_rate, channels, f.frames, max_seconds)
+            mono = _decode_bounded(f, label, rate, max_seconds)
     except OSError as exc:
         raise AudioFileError(label, f"cannot be read ({exc.strerror or exc})") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioFileError(label, f"not a readable audio file ({_reason(exc)})") from None
-    if len(data) == 0:
+    if len(mono) == 0:
         raise AudioFileError(label, "contains no audio samples")
-    mono = data.mean(axis=1) if channels > 1 else data[:, 0]
     return DecodedAudio(
-        samples=float_to_int16(resample(mono, source_rate, rate)),
+        samples=float_to_int16(mono),
         rate=rate,
         source_rate=source_rate,
         source_channels=channels,
         source_format=fmt,
     )
+
+
+def _check_header(
+    label: str, source_rate: int, channels: int, frames: int, max_seconds: float
+) -> None:
+    if not MIN_SOURCE_RATE <= source_rate <= MAX_SOURCE_RATE:
+        raise AudioFileError(
+            label,
+            f"sample rate {source_rate} Hz is not a recording's "
+            f"(expected {MIN_SOURCE_RATE}-{MAX_SOURCE_RATE} Hz)",
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioFileError(label, f"{channels} channels (at most {MAX_CHANNELS})")
+    if frames > max_seconds * source_rate:
+        raise AudioTooLongError(label, frames / source_rate, max_seconds)
+
+
+def _decode_bounded(f: sf.SoundFile, label: str, rate: int, max_seconds: float) -> np.ndarray:
+    """Mono float samples at ``rate``, read and resampled a block at a time."""
+    limit = int(max_seconds * f.samplerate)
+    stream = (
+        None
+        if f.samplerate == rate
+        else soxr.ResampleStream(f.samplerate, rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+    )
+    parts: list[np.ndarray] = []
+    read = 0
+    while True:
+        block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if len(block) == 0:
+            break
+        read += len(block)
+        if read > limit:
+            raise AudioTooLongError(label, None, max_seconds)
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        mono = np.ascontiguousarray(mono, dtype=np.float32)
+        parts.append(mono.copy() if stream is None else stream.resample_chunk(mono))
+    if stream is not None and read:
+        parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def read_line_audio(path: str | os.PathLike[str], rate: int = LINE_RATE) -> np.ndarray:

@@ -46,6 +46,11 @@ COLUMN_ALIASES: dict[str, frozenset[str]] = {
     "payment_id": frozenset({"payment_id", "paymentid", "payment", "شناسه_پرداخت"}),
     "amount": frozenset({"amount", "amount_rials", "rials", "مبلغ", "مبلغ_ریال"}),
 }
+MAX_AMOUNT_DIGITS = 15
+"""Longer amounts are refused before any int conversion: Python's digit limit
+(4,300) would otherwise turn one hostile row into an exception."""
+SHOWN_CHARS = 32
+"""How much of a bad value a rejection quotes; the rest is counted, not echoed."""
 
 
 class ImportFileError(Exception):
@@ -120,14 +125,22 @@ def check_row(line: int, row: dict[str, Any]) -> GoodRow | Rejection:
     bill = validate_bill_id(bill_raw, electricity_only=True)
     if not bill.ok:
         assert bill.reason is not None
-        return Rejection(line, bill.reason.code, f"bill ID {bill_raw}: {bill.reason.text}")
+        return Rejection(line, bill.reason.code, f"bill ID {_shown(bill_raw)}: {bill.reason.text}")
     assert bill.bill_id is not None
     amount: int | None = None
     if amount_raw is not None:
         digits = clean_digits(amount_raw)
         if digits is None:
             return Rejection(
-                line, "row.amount_invalid", f"amount {amount_raw!r} is not a whole number of rials"
+                line,
+                "row.amount_invalid",
+                f"amount {_shown(amount_raw)!r} is not a whole number of rials",
+            )
+        if len(digits.lstrip("0")) > MAX_AMOUNT_DIGITS:
+            return Rejection(
+                line,
+                "row.amount_invalid",
+                f"amount {_shown(amount_raw)!r} has more than {MAX_AMOUNT_DIGITS} digits",
             )
         amount = int(digits)
     if payment_raw is None:
@@ -142,7 +155,7 @@ def check_row(line: int, row: dict[str, Any]) -> GoodRow | Rejection:
     if not payment.ok:
         assert payment.reason is not None
         return Rejection(
-            line, payment.reason.code, f"payment ID {payment_raw}: {payment.reason.text}"
+            line, payment.reason.code, f"payment ID {_shown(payment_raw)}: {payment.reason.text}"
         )
     assert payment.amount_rials is not None
     if amount is not None and amount != payment.amount_rials:
@@ -156,13 +169,26 @@ def check_row(line: int, row: dict[str, Any]) -> GoodRow | Rejection:
 
 
 def _text(value: Any) -> str | Literal[False] | None:
-    """A cell as text; None when empty; False for a value no ID can be."""
+    """A cell as text; None when empty; False for a value no ID can be.
+
+    The JSON reader hands numbers over as text (see ``_jsonl_rows``); an int
+    from any other caller is turned to text only when short enough that no
+    digit limit applies."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 128:
+        value = str(value)
+    if not isinstance(value, str):
         return False
-    text = str(value).strip()
+    text = value.strip()
     return text or None
+
+
+def _shown(text: str) -> str:
+    """A value as a rejection quotes it: bounded, with the length of the rest."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
 
 
 def detect_format(path: Path, head: str) -> Literal["csv", "jsonl"]:
@@ -205,7 +231,7 @@ def _column_map(header: list[str]) -> dict[int, str]:
     return mapping
 
 
-def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any] | Rejection]]:
     first_line = next((ln for ln in text.splitlines() if ln.strip()), "")
     try:
         dialect: Any = csv.Sniffer().sniff(first_line, delimiters=CSV_DELIMITERS)
@@ -213,30 +239,35 @@ def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     header: dict[int, str] | None = None
-    try:
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
             if header is None:
-                header = _column_map(cells)
-                if "bill_id" not in header.values():
-                    raise ImportFileError(
-                        f"{source}: the header row (line {reader.line_num}) has no bill_id column"
-                    )
-                if "payment_id" not in header.values() and "amount" not in header.values():
-                    raise ImportFileError(
-                        f"{source}: the header row has neither payment_id nor amount"
-                    )
-                continue
-            yield (
-                reader.line_num,
-                {
-                    column: cells[index] if index < len(cells) else None
-                    for index, column in header.items()
-                },
-            )
-    except csv.Error as exc:
-        raise ImportFileError(f"{source}: line {reader.line_num}: {exc}") from exc
+                raise ImportFileError(f"{source}: line {reader.line_num}: {exc}") from exc
+            # the reader goes on at the next line: the problem is this row's
+            yield reader.line_num, Rejection(reader.line_num, "row.bad_csv", str(exc))
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue
+        if header is None:
+            header = _column_map(cells)
+            if "bill_id" not in header.values():
+                raise ImportFileError(
+                    f"{source}: the header row (line {reader.line_num}) has no bill_id column"
+                )
+            if "payment_id" not in header.values() and "amount" not in header.values():
+                raise ImportFileError(f"{source}: the header row has neither payment_id nor amount")
+            continue
+        yield (
+            reader.line_num,
+            {
+                column: cells[index] if index < len(cells) else None
+                for index, column in header.items()
+            },
+        )
     if header is None:
         raise ImportFileError(f"{source}: empty file (a header row is required)")
 
@@ -246,8 +277,13 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | Rejection]]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError:
+            # numbers stay text: int() of a 5,000-digit literal raises, and
+            # IDs are digit strings anyway
+            obj = json.loads(raw, parse_int=str, parse_float=_float_marker)
+        except RecursionError:
+            yield number, Rejection(number, "row.not_json", "JSON nested too deeply")
+            continue
+        except ValueError:
             yield number, Rejection(number, "row.not_json", "not a valid JSON object")
             continue
         if not isinstance(obj, dict):
@@ -259,6 +295,14 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | Rejection]]:
             if column is not None:
                 row.setdefault(column, value)
         yield number, row
+
+
+class _Float:
+    """A JSON number with a fraction or exponent: no bill field can be one."""
+
+
+def _float_marker(_text: str) -> _Float:
+    return _Float()
 
 
 def read_rows(path: Path, fmt: Format = "auto") -> Iterator[tuple[int, dict[str, Any] | Rejection]]:

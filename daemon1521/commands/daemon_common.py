@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -30,11 +32,66 @@ SOCKET_ENV = "DAEMON1521_SOCKET"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class RuntimeDirError(Exception):
+    """The user's runtime directory is not ours alone; the message says why."""
+
+
+def user_runtime_dir() -> Path:
+    """Where a daemon run without a config (emulated, by a user) keeps its socket:
+    ``$XDG_RUNTIME_DIR/daemon1521``, else ``daemon1521-<uid>`` in the temporary directory."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "daemon1521"
+    return Path(tempfile.gettempdir()) / f"daemon1521-{os.getuid()}"
+
+
 def user_socket_path() -> Path:
     """Where a daemon run without a config (emulated, by a user) listens."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) / "daemon1521" if runtime else Path(f"/tmp/daemon1521-{os.getuid()}")
-    return base / "control.sock"
+    return user_runtime_dir() / "control.sock"
+
+
+def runtime_dir_problem(directory: Path) -> str | None:
+    """Why ``directory`` cannot be trusted with our socket, or None (also when absent).
+
+    Anyone who can write to it can swap the socket for one of their own that
+    ``status`` would then believe; so it must be a real directory, ours, 0700,
+    in a parent where others cannot rename it away.
+    """
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror or exc})"
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != os.getuid():
+        return f"belongs to uid {info.st_uid}, not to uid {os.getuid()}"
+    if info.st_mode & 0o077:
+        return f"has mode {stat.S_IMODE(info.st_mode):04o}; it must be 0700"
+    parent = os.stat(directory.parent).st_mode
+    if parent & 0o002 and not parent & stat.S_ISVTX:
+        return f"is in {directory.parent}, which anyone may write to"
+    return None
+
+
+def make_user_runtime_dir() -> Path:
+    """Create (or check) :func:`user_runtime_dir`: ours, 0700; :class:`RuntimeDirError` if not."""
+    directory = user_runtime_dir()
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RuntimeDirError(f"cannot create {directory}: {exc.strerror or exc}") from None
+    problem = runtime_dir_problem(directory)
+    if problem is not None:
+        raise RuntimeDirError(
+            f"{directory} {problem}; remove it, or set XDG_RUNTIME_DIR to a directory of your own"
+        )
+    return directory
 
 
 def client_options(func: F) -> F:
@@ -65,6 +122,9 @@ def socket_for(config_path: Path | None, socket_path: Path | None) -> Path:
         except ConfigError as exc:
             fail(str(exc), EXIT_USAGE)
     if not DEFAULT_SOCKET.exists() and user_socket_path().exists():
+        problem = runtime_dir_problem(user_runtime_dir())
+        if problem is not None:
+            fail(f"{user_runtime_dir()} {problem}; not trusting the socket in it", EXIT_USAGE)
         return user_socket_path()
     return DEFAULT_SOCKET
 

@@ -35,6 +35,12 @@ def _act(
         echo_json(snapshot)
         return
     state = STATE_LABELS.get(snapshot["state"], snapshot["state"])
+    if action == "free":
+        # the request succeeded; the state is where the line is on its way back
+        # (a failed line is retried now but is out of service until it answers)
+        now = "" if snapshot["state"] == "idle" else f" (now {state}; see `daemon1521 status`)"
+        click.echo(f"{snapshot['name']}: returned to service{now}")
+        return
     pending = ""
     if action == "busy" and snapshot["state"] != "busy":
         pending = " (goes busy when the line is free)"

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import click
 
-from daemon1521.commands.daemon_common import EXIT_FAILED, EXIT_USAGE, fail, user_socket_path
+from daemon1521.commands.daemon_common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    RuntimeDirError,
+    fail,
+    make_user_runtime_dir,
+)
 from daemon1521.config import (
     Config,
     ConfigError,
@@ -139,9 +145,11 @@ def _config(
                 hint = " (give --config, or see systemd/daemon1521.toml.example)"
             fail(f"run: {exc}{hint}", EXIT_USAGE)
     # emulated, no config: a scratch store, and a socket the CLI finds by itself
+    try:
+        socket = make_user_runtime_dir() / "control.sock"
+    except RuntimeDirError as exc:
+        fail(f"run: {exc}", EXIT_FAILED)
     scratch = tempfile.TemporaryDirectory(prefix="daemon1521-run-")
-    socket = user_socket_path()
-    socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     config = default_config(
         store=Path(scratch.name) / "daemon1521.db", control=ControlConfig(socket=socket)
     )

@@ -32,6 +32,11 @@ def _fail(message: str, as_json: bool) -> None:
     sys.exit(EXIT_INVALID)
 
 
+def _shown(text: str, limit: int = 40) -> str:
+    """Input as an error message quotes it: the start of it, not all 5,000 characters."""
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
 def _parse_groups(text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -71,6 +76,8 @@ def say(
     text = number.strip().translate(_TO_ASCII)
     try:
         if as_digits:
+            if not text:
+                raise ValueError("no digits to say")
             sizes = _parse_groups(groups)
             words, prompts = words_digits(text, sizes), say_digits(text, sizes)
             result: dict[str, object] = {"digits": text, "groups": sizes}
@@ -79,7 +86,12 @@ def say(
                 raise ValueError("--groups needs --digits")
             plain = text.translate(_AMOUNT_SEPARATORS)
             if not plain.isascii() or not plain.isdigit():
-                raise ValueError(f"{number!r} is not an amount of rials")
+                raise ValueError(f"{_shown(number)!r} is not an amount of rials")
+            if len(plain.lstrip("0")) > len(str(MAX_AMOUNT)):
+                raise ValueError(
+                    f"a {len(plain.lstrip('0'))}-digit amount is more than a bill can be "
+                    f"({MAX_AMOUNT:,} rials)"
+                )
             rials = int(plain)
             if rials > MAX_AMOUNT:
                 raise ValueError(f"{rials:,} rials is more than a bill can be ({MAX_AMOUNT:,})")

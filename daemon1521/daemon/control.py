@@ -12,6 +12,11 @@ and group-owned (the config's ``control.group``), so operators in that group
 use the CLI without root. Nothing sensitive crosses it: replies carry masked
 caller numbers and bill IDs, never digits a caller typed; an unexpected
 failure is answered with a generic message (the detail goes to the log).
+
+Every request is checked against its command's schema (``control_requests``)
+before a handler sees it; at most ``MAX_CLIENTS`` connections are served at
+once and a silent one is closed after ``IDLE_TIMEOUT``, so idle clients can
+neither take every file descriptor nor starve the operator for long.
 """
 
 from __future__ import annotations
@@ -29,10 +34,15 @@ from typing import Any
 
 from loguru import logger
 
+from daemon1521.daemon.control_requests import REQUESTS, BadRequest, Envelope, parse_request
+from daemon1521.logs import LogThrottle
+
 SOCKET_MODE = 0o660
 MAX_LINE = 64 * 1024
-IDLE_TIMEOUT = 300.0
+IDLE_TIMEOUT = 30.0
 """Real seconds a client connection may stay silent before it is closed."""
+MAX_CLIENTS = 32
+"""Connections served at once; one more is answered ``busy`` and closed."""
 CLIENT_TIMEOUT = 30.0
 """Real seconds the CLI waits for a reply (a reset may take a few seconds)."""
 
@@ -57,11 +67,17 @@ class ControlServer:
     """Serves ``handlers`` (command name -> coroutine) on a Unix socket."""
 
     def __init__(
-        self, path: Path, handlers: Mapping[str, Handler], group: str | None = None
+        self,
+        path: Path,
+        handlers: Mapping[str, Handler],
+        group: str | None = None,
+        schemas: Mapping[str, type[Envelope]] = REQUESTS,
     ) -> None:
         self.path = Path(path)
         self.handlers = dict(handlers)
+        self.schemas = dict(schemas)
         self.group = group
+        self._warnings = LogThrottle()
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
         self._inode: int | None = None
@@ -71,8 +87,10 @@ class ControlServer:
         self._clear_stale()
         old_umask = os.umask(0o117)  # the socket is born 0660, never wider
         try:
+            # the backlog bounds how many connections one wake-up accepts
+            # before any is refused: a burst cannot run the descriptors out
             self._server = await asyncio.start_unix_server(
-                self._client, path=str(self.path), limit=MAX_LINE
+                self._client, path=str(self.path), limit=MAX_LINE, backlog=MAX_CLIENTS
             )
         except OSError as exc:
             raise ControlSocketError(f"cannot listen on {self.path}: {exc.strerror}") from None
@@ -130,6 +148,15 @@ class ControlServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._clients) >= MAX_CLIENTS:
+            self._warnings.warning(
+                "busy", "control: {} clients connected; refusing more", MAX_CLIENTS
+            )
+            await _send(writer, _error("busy", "too many control clients; try again shortly"))
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
         self._clients.add(task)
         try:
             while True:
@@ -158,14 +185,12 @@ class ControlServer:
     async def handle_line(self, raw: bytes) -> Reply:
         """One request line in, one reply out (never raises)."""
         try:
-            request = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _error("bad_request", "a request is one JSON object per line")
-        if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
-            return _error("bad_request", 'a request is a JSON object with a "cmd" string')
+            request, checked = parse_request(raw, self.schemas)
+        except BadRequest as exc:
+            return _error("bad_request", str(exc))
         reply = await self.dispatch(request)
-        if "id" in request:
-            reply["id"] = request["id"]
+        if checked.id is not None:
+            reply["id"] = checked.id
         return reply
 
     async def dispatch(self, request: Mapping[str, Any]) -> Reply:

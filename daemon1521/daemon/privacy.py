@@ -5,7 +5,8 @@ line is working, not who called or what they typed. A mobile number keeps
 its first four digits (the operator prefix, useful for spotting a misrouted
 trunk) and its last two, and no number shows more than half its digits.
 Bill IDs keep their last four digits, enough to match a complaint against
-the record. Card numbers never reach this module: the store only ever holds
+the record; the log masks them by the same rule (``logs.mask_tail``) at
+every level, DEBUG included. Card numbers never reach this module: the store only ever holds
 them masked or encrypted.
 """
 
@@ -15,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon1521.billing.store import CallRecord
-from daemon1521.logs import mask_cards
+from daemon1521.logs import mask_cards, mask_tail
 
 MASK = "*"
 CALLER_SHOWN = 6
@@ -38,9 +39,7 @@ def mask_bill_id(bill_id: str | None) -> str | None:
     """``1234567890123`` -> ``*********0123``."""
     if not bill_id:
         return None
-    text = str(bill_id)
-    keep = min(BILL_TAIL, max(0, len(text) - 4))
-    return MASK * (len(text) - keep) + text[len(text) - keep :]
+    return mask_tail(str(bill_id), BILL_TAIL)
 
 
 def _iso(value: datetime | None) -> str | None:

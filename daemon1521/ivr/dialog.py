@@ -6,7 +6,9 @@ codec), minimum and maximum digits, terminator keys, ``*`` to clear and start
 again, first-digit and inter-digit timeouts, separate limits for silent and
 for invalid tries, a validator whose verdict can choose the prompt that says
 what was wrong, and a ``sensitive`` flag that keeps the digits out of every
-log line and every repr.
+log line and every repr. Entries that are not sensitive (a bill ID) are
+logged masked all the same, and a prompt list that reads digits back is
+logged with the digits collapsed: a DEBUG log holds no caller's bill ID.
 
 Input rules (CALLFLOW.md): a key pressed while a prompt plays stops it and
 counts as input; keys typed ahead skip the prompts of the questions they
@@ -29,6 +31,7 @@ from typing import Protocol, TypeVar
 
 from loguru import logger
 
+from daemon1521.logs import mask_tail
 from daemon1521.modem.errors import ModemError
 from daemon1521.modem.voice import CallEnded
 
@@ -252,7 +255,7 @@ class Dialog:
         names = prompt_names(prompt)
         if not names:
             return None
-        shown = f"<{len(names)} prompts>" if sensitive else " ".join(names)
+        shown = f"<{len(names)} prompts>" if sensitive else _names_shown(names)
         if barge_in and self.pending():
             logger.debug("{}: skip {} (keys typed ahead)", self.name, shown)
             return None
@@ -324,7 +327,7 @@ class Dialog:
                 await self.say(on_timeout)
                 continue
             refusal = self._refusal(entry, ended_by, min_digits, max_digits, validator)
-            shown = f"<{len(entry)} digits>" if sensitive else entry
+            shown = f"<{len(entry)} digits>" if sensitive else mask_tail(entry)
             if refusal is None:
                 logger.debug("{}: {}: {} ({})", self.name, label, shown, ended_by)
                 return Collected(
@@ -479,3 +482,25 @@ class Dialog:
             raise CallerHungUp(exc.hung_up.reason) from None
         except ModemError as exc:
             raise LineFailed(f"{type(exc).__name__}: {exc}") from None
+
+
+_DIGIT_NAMES = frozenset(f"d{digit}" for digit in range(10))
+_BETWEEN_DIGITS = frozenset({"pause"})
+
+
+def _names_shown(names: Sequence[str]) -> str:
+    """Prompt names for the log, each read-back of digits as ``<N digits>``."""
+    shown: list[str] = []
+    run = 0
+    for name in [*names, ""]:
+        if name in _DIGIT_NAMES:
+            run += 1
+            continue
+        if run and name in _BETWEEN_DIGITS:
+            continue
+        if run:
+            shown.append(f"<{run} digits>")
+            run = 0
+        if name:
+            shown.append(name)
+    return " ".join(shown)

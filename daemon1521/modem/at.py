@@ -26,6 +26,7 @@ from typing import TypeAlias
 
 from loguru import logger
 
+from daemon1521.logs import LogThrottle
 from daemon1521.modem.callerid import (
     BLOCK_QUIET_S,
     NUMBER_QUIET_S,
@@ -89,6 +90,9 @@ RESYNC_BUDGET_S = 6.0  # a modem silent for this long after a timeout is given u
 STREAM_FINISH_TIMEOUT_S = 5.0
 ABORT_TIMEOUT_S = 1.0
 EVENT_QUEUE_LIMIT = 1024
+_QUEUE_FULL = LogThrottle()
+"""A modem spewing noise overflows the queue thousands of times a second:
+one warning per port, then a count of the rest at most every few seconds."""
 NUMERIC_SETTLE_S = 0.05  # ATV0: a digit line + CR with no LF after this long is a result
 
 
@@ -691,7 +695,9 @@ class AtEngine:
     def _emit(self, event: Event) -> None:
         if self.events.qsize() >= EVENT_QUEUE_LIMIT:
             self.events.get_nowait()
-            logger.warning("{}: event queue full, oldest event dropped", self.port.url)
+            _QUEUE_FULL.warning(
+                self.port.url, "{}: event queue full, oldest event dropped", self.port.url
+            )
         self.events.put_nowait(event)
 
     def _fail_waiters(self, exc: PortError) -> None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ import numpy as np
 from loguru import logger
 
 from daemon1521.dsp import codecs
-from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring
+from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring, Unsolicited
 from daemon1521.modem.audiokeys import AudioKeys
 from daemon1521.modem.dle import ABORT_RX, CANCEL_TX, END_DUPLEX, END_TX, DleEvent
 from daemon1521.modem.errors import (
@@ -56,6 +58,14 @@ State = Literal["closed", "idle", "in_call", "down"]
 
 RING_GAP = 8.0
 """Seconds without a ring after which a half-counted call is forgotten (cadence 1 s/4 s)."""
+RING_MIN_INTERVAL = 2.0
+"""Rings closer together than this are not separate rings of a cadence: one
+ring reported twice, or noise; and a ring counts only this long after the last
+burst of noise (see :func:`_noise`)."""
+NOISE_BURST = 16
+"""Noise events (or rings too close together) within RING_MIN_INTERVAL that
+make a burst. A few stray ones (codes left over from a reset) are normal."""
+_ON_HOOK_LINES = re.compile(r"(?:RINGING|RINGBACK|DRON\s*=.*|DROF\s*=.*|CPON|CPOF|CWON|CWOF)", re.I)
 DTR_DROP = 0.5
 STREAM_BREAK_SETTLE = 0.2
 """Seconds for a modem that was streaming to answer the codes that end it."""
@@ -239,7 +249,9 @@ class VoiceModem:
         """Wait until a call has rung ``rings_to_answer`` times; None on timeout.
 
         Caller ID arrives between the first and second ring; a call that stops
-        ringing before the count is reached is forgotten.
+        ringing before the count is reached is forgotten. A port spewing noise
+        is not ringing: rings too close together, or within a burst of
+        events no on-hook modem sends, are not counted.
         """
         async with self._op:
             engine = self._usable()
@@ -247,7 +259,9 @@ class VoiceModem:
             deadline = None if timeout is None else loop.time() + self._real(timeout)
             rings = 0
             caller: CallerInfo | None = None
-            last_ring = 0.0
+            last_ring = heard = noisy = -math.inf
+            noise, noise_since = 0, -math.inf
+            settle = self._real(RING_MIN_INTERVAL)
             while True:
                 wait = None if deadline is None else max(0.0, deadline - loop.time())
                 if rings:
@@ -266,7 +280,25 @@ class VoiceModem:
                     raise PortError(f"{self.url}: {event.reason}")
                 if isinstance(event, CallerInfo):
                     caller = event
-                elif isinstance(event, Ring) or (isinstance(event, DleEvent) and event.code == "R"):
+                    continue
+                now = loop.time()
+                ring = isinstance(event, Ring) or (
+                    isinstance(event, DleEvent) and event.code == "R"
+                )
+                too_soon = False
+                if ring:
+                    too_soon, heard = now - heard < settle, now
+                noise_event = _noise(event)
+                if noise_event and rings:
+                    rings, caller = 0, None  # a ringing line is quiet between rings
+                if too_soon or noise_event:
+                    if now - noise_since > settle:
+                        noise, noise_since = 0, now
+                    noise += 1
+                    if noise >= NOISE_BURST:
+                        # a modem spewing bytes is not ringing: count afresh
+                        noisy, rings, caller = now, 0, None
+                elif ring and now - noisy >= settle:
                     rings += 1
                     last_ring = loop.time()
                     if rings >= self.rings_to_answer:
@@ -849,6 +881,16 @@ class VoiceModem:
 
     def _real(self, seconds: float) -> float:
         return seconds / self.time_scale
+
+
+def _noise(event: object) -> bool:
+    """An event no idle, on-hook modem sends: a shielded code other than a ring,
+    or a line of text that is not a known unsolicited report."""
+    if isinstance(event, DleEvent):
+        return event.code != "R"
+    if isinstance(event, Unsolicited):
+        return _ON_HOOK_LINES.fullmatch(event.text.strip()) is None
+    return False
 
 
 def _strip_prefix(text: str) -> str:
