@@ -1,0 +1,158 @@
+"""Every key of a firmware profile means something: documented, read by the driver, and
+the keys that change what is sent to a modem seen doing so against the emulator."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from loguru import logger
+
+from daemon1521.modem import profile as profile_module
+from daemon1521.modem.profile import SECTIONS, FirmwareProfile, load_profiles
+from daemon1521.modem.profile_keys import KEYS
+from daemon1521.modem.voice import VoiceModem, decode_received
+from tests.voice_support import emulated_site
+
+MODEM = Path(profile_module.__file__).parent
+META = {"name", "description", "extends", "path"}
+"""What names a profile file and where it came from, not how a modem behaves."""
+
+
+def dotted_keys() -> set[str]:
+    keys = set()
+    for name in FirmwareProfile.__struct_fields__:
+        if name in SECTIONS:
+            keys |= {f"{name}.{field}" for field in SECTIONS[name].__struct_fields__}
+        elif name != "path":
+            keys.add(name)
+    return keys
+
+
+def test_every_key_says_what_it_does() -> None:
+    assert dotted_keys() == set(KEYS)
+    assert all(text.strip() for text in KEYS.values())
+
+
+def _reads() -> set[tuple[str, str]]:
+    """(section, key) pairs the driver reads: ``<...>.section.key`` or ``section.key``
+    in the modem package, and ``self.key`` in the public methods of a section's class."""
+    section_of_class = {kind.__name__: name for name, kind in SECTIONS.items()}
+    found: set[tuple[str, str]] = set()
+    for path in MODEM.glob("*.py"):
+        if path.name == "profile_keys.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute):
+                owner = node.value
+                if isinstance(owner, ast.Attribute):
+                    found.add((owner.attr, node.attr))
+                elif isinstance(owner, ast.Name):
+                    found.add((owner.id, node.attr))
+            if isinstance(node, ast.ClassDef) and node.name in section_of_class:
+                section = section_of_class[node.name]
+                for method in node.body:
+                    if not isinstance(method, ast.FunctionDef) or method.name.startswith("_"):
+                        continue
+                    for inner in ast.walk(method):
+                        if (
+                            isinstance(inner, ast.Attribute)
+                            and isinstance(inner.value, ast.Name)
+                            and inner.value.id == "self"
+                        ):
+                            found.add((section, inner.attr))
+    return found
+
+
+def test_every_key_is_read_by_the_driver() -> None:
+    reads = _reads()
+    unread = [key for key in sorted(dotted_keys() - META) if tuple(key.split(".", 1)) not in reads]
+    assert unread == [], f"profile keys the driver never reads: {unread}"
+
+
+def _with(name: str, **sections: dict[str, object]) -> list[FirmwareProfile]:
+    """The shipped profiles, with some keys of profile ``name`` changed."""
+    profiles = []
+    for profile in load_profiles():
+        if profile.name == name:
+            changes = {
+                section: msgspec.structs.replace(getattr(profile, section), **values)
+                for section, values in sections.items()
+            }
+            profile = msgspec.structs.replace(profile, **changes)
+        profiles.append(profile)
+    return profiles
+
+
+async def test_silence_detection_tells_the_chip_the_calls_silence_limit() -> None:
+    async with emulated_site("generic-v253", silence_hangup=4.0) as (rig, _modem):
+        assert rig.modems[0].parameter("+VSD") == ("128", "40")
+    # +VSD cannot say 30 s: the chip's detection is switched off, the audio decides
+    async with emulated_site("generic-v253", silence_hangup=30.0) as (rig, _modem):
+        assert rig.modems[0].parameter("+VSD") == ("128", "0")
+
+
+async def test_no_silence_command_where_the_profile_says_the_chip_ignores_it() -> None:
+    async with emulated_site("conexant-cx93001", silence_hangup=4.0) as (rig, modem):
+        assert not modem.profile.capabilities.silence_detection
+        assert rig.modems[0].parameter("+VSD") == ("128", "50")  # the chip's default
+
+
+async def test_firmware_version_is_read_where_the_profile_says() -> None:
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING")
+    try:
+        async with emulated_site("usr-5637") as (_rig, modem):
+            assert modem.info is not None
+            assert modem.info.firmware == "1.2.23"  # from ATI3, as the profile names
+            assert modem.info.model == "USR5637"
+            assert modem.info.firmware_warning == ""
+    finally:
+        logger.remove(sink)
+    assert warnings == []
+
+
+async def test_firmware_older_than_the_profiles_minimum_is_warned_once() -> None:
+    profiles = _with("usr-5637", firmware={"minimum": "1.2.24", "too_old": "it loses caller ID"})
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING")
+    try:
+        async with emulated_site("usr-5637", profiles=profiles) as (_rig, modem):
+            assert modem.info is not None
+            assert modem.info.firmware_warning == "older than 1.2.24: it loses caller ID"
+            assert modem.state == "idle"  # a warning, not a refusal
+    finally:
+        logger.remove(sink)
+    assert len(warnings) == 1
+    assert "usr-5637 firmware 1.2.23 is older than 1.2.24: it loses caller ID" in warnings[0]
+
+
+async def test_the_model_comes_from_the_query_and_pattern_the_profile_names() -> None:
+    profiles = _with(
+        "usr-5637",
+        firmware={"model_query": "ATI3", "model_pattern": r"(U\.S\. Robotics.*) V\d"},
+    )
+    async with emulated_site("usr-5637", profiles=profiles) as (_rig, modem):
+        assert modem.info is not None
+        assert modem.info.model == "U.S. Robotics 56K FAX USB"
+
+
+def test_full_duplex_is_offered_only_where_the_profile_says() -> None:
+    plain = VoiceModem("/dev/null", profiles=load_profiles())
+    assert plain.duplex_command is None  # the generic profile: +VTR not assumed
+    able = VoiceModem(
+        "/dev/null", profiles=_with("generic-v253", capabilities={"full_duplex": True})
+    )
+    assert able.duplex_command == "AT+VTR"
+
+
+def test_u8_audio_is_centred_on_the_chips_idle_byte() -> None:
+    idle = bytes([0x7F]) * 80
+    assert np.all(decode_received(idle, "u8", silence_u8=0x7F) == 0)
+    assert np.all(decode_received(bytes([0x80]) * 80, "u8") == 0)
+    assert np.all(decode_received(idle, "u8") != 0)  # one step off: not silence
+    # other codecs are left alone
+    assert np.array_equal(decode_received(b"\xff" * 8, "ulaw", 0x7F), np.zeros(8, np.int16))
