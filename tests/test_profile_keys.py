@@ -4,12 +4,15 @@ the keys that change what is sent to a modem seen doing so against the emulator.
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import msgspec
 import numpy as np
+from click.testing import CliRunner
 from loguru import logger
 
+from daemon1521.commands.modem import modem
 from daemon1521.modem import profile as profile_module
 from daemon1521.modem.profile import SECTIONS, FirmwareProfile, load_profiles
 from daemon1521.modem.profile_keys import KEYS
@@ -19,6 +22,16 @@ from tests.voice_support import emulated_site
 MODEM = Path(profile_module.__file__).parent
 META = {"name", "description", "extends", "path"}
 """What names a profile file and where it came from, not how a modem behaves."""
+LOADER = {
+    "load_profiles",
+    "load_profile_file",
+    "_convert",
+    "_choices",
+    "_merge",
+    "_frozen",
+    "_cross_checks",
+}
+"""Functions of profile.py that read keys to check them, not to drive a modem."""
 
 
 def dotted_keys() -> set[str]:
@@ -38,14 +51,24 @@ def test_every_key_says_what_it_does() -> None:
 
 def _reads() -> set[tuple[str, str]]:
     """(section, key) pairs the driver reads: ``<...>.section.key`` or ``section.key``
-    in the modem package, and ``self.key`` in the public methods of a section's class."""
+    in the modem package outside the loader, and ``self.key`` in the
+    public methods of a section's class."""
     section_of_class = {kind.__name__: name for name, kind in SECTIONS.items()}
     found: set[tuple[str, str]] = set()
     for path in MODEM.glob("*.py"):
         if path.name == "profile_keys.py":
             continue
         tree = ast.parse(path.read_text())
+        # the loader checking a key is not the driver using it
+        loader = {
+            id(inner)
+            for top in tree.body
+            if isinstance(top, ast.FunctionDef) and top.name in LOADER
+            for inner in ast.walk(top)
+        }
         for node in ast.walk(tree):
+            if id(node) in loader:
+                continue
             if isinstance(node, ast.Attribute):
                 owner = node.value
                 if isinstance(owner, ast.Attribute):
@@ -156,3 +179,15 @@ def test_u8_audio_is_centred_on_the_chips_idle_byte() -> None:
     assert np.all(decode_received(idle, "u8") != 0)  # one step off: not silence
     # other codecs are left alone
     assert np.array_equal(decode_received(b"\xff" * 8, "ulaw", 0x7F), np.zeros(8, np.int16))
+
+
+def test_profiles_json_shows_every_key_with_its_value_and_meaning() -> None:
+    result = CliRunner().invoke(modem, ["profiles", "--json"])
+    assert result.exit_code == 0, result.output
+    records = {record["name"]: record for record in json.loads(result.stdout)}
+    usr = records["usr-5637"]["settings"]
+    assert set(usr) == set(KEYS) - {"path"}
+    assert usr["firmware.minimum"]["value"] == "1.2.23"
+    assert usr["firmware.minimum"]["means"] == KEYS["firmware.minimum"]
+    assert usr["codecs.table"]["value"]["ulaw"] == 131
+    assert records["conexant-cx930xx"]["settings"]["capabilities.hangup_events"]["value"] == []
