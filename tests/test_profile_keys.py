@@ -4,20 +4,24 @@ the keys that change what is sent to a modem seen doing so against the emulator.
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 from pathlib import Path
 
 import msgspec
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from loguru import logger
 
 from daemon1521.commands.modem import modem
+from daemon1521.emulator.rig import wait_cancelled
 from daemon1521.modem import profile as profile_module
+from daemon1521.modem.errors import NotResponding
 from daemon1521.modem.profile import SECTIONS, FirmwareProfile, load_profiles
 from daemon1521.modem.profile_keys import KEYS
 from daemon1521.modem.voice import VoiceModem, decode_received
-from tests.voice_support import emulated_site
+from tests.voice_support import call_in, emulated_site
 
 MODEM = Path(profile_module.__file__).parent
 META = {"name", "description", "extends", "path"}
@@ -191,3 +195,32 @@ def test_profiles_json_shows_every_key_with_its_value_and_meaning() -> None:
     assert usr["firmware.minimum"]["means"] == KEYS["firmware.minimum"]
     assert usr["codecs.table"]["value"]["ulaw"] == 131
     assert records["conexant-cx930xx"]["settings"]["capabilities.hangup_events"]["value"] == []
+
+
+async def test_recovery_applies_the_whole_profile_again() -> None:
+    """A modem that stops answering is reset and set up as on open: voice mode, +VSD, codec."""
+    async with emulated_site("generic-v253", silence_hangup=4.0) as (rig, modem):
+        emulated = rig.modems[0]
+
+        def revive(message) -> None:
+            if "resetting it" in message.record["message"]:
+                emulated.resume()  # back just in time for the driver's reset
+
+        emulated.stop_answering()
+        sink = logger.add(revive, level="WARNING")
+        try:
+            with pytest.raises(NotResponding):
+                await modem.initialise()
+        finally:
+            logger.remove(sink)
+        assert modem.state == "idle"  # recovered, without a reset by the caller
+        assert emulated.fclass == "8"
+        assert emulated.parameter("+VSD") == ("128", "40")  # ATZ had put back 128,50
+        phone, _ = await call_in(rig, modem)
+        pressing = asyncio.create_task(phone.press("7"))
+        try:
+            assert await modem.next_key(5.0) == "7"
+        finally:
+            await wait_cancelled(pressing)
+        await phone.hang_up()
+        await modem.hang_up()
