@@ -17,6 +17,7 @@ from loguru import logger
 from daemon1521.commands.modem import modem
 from daemon1521.emulator.rig import wait_cancelled
 from daemon1521.modem import profile as profile_module
+from daemon1521.modem.at import ResponseParser
 from daemon1521.modem.errors import NotResponding
 from daemon1521.modem.profile import SECTIONS, FirmwareProfile, load_profiles
 from daemon1521.modem.profile_keys import KEYS
@@ -224,3 +225,16 @@ async def test_recovery_applies_the_whole_profile_again() -> None:
             await wait_cancelled(pressing)
         await phone.hang_up()
         await modem.hang_up()
+
+
+def test_the_parser_takes_the_chips_dle_sub_reading_from_the_next_stream() -> None:
+    def stream(parser: ResponseParser) -> bytes:
+        parser.arm_data_mode()
+        items = parser.feed(b"\r\nCONNECT\r\n\x80\x10\x1a\x80")
+        parser.end_data()
+        return b"".join(item for item in items if isinstance(item, bytes))
+
+    parser = ResponseParser()  # the port is opened before the chip is known: generic
+    assert stream(parser) == b"\x80\x10\x10\x80"
+    parser.set_dle_sub(False)
+    assert b"\x10\x10" not in stream(parser)
