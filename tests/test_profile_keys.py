@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from loguru import logger
 
 from daemon1521.commands.modem import modem
+from daemon1521.dsp import codecs
 from daemon1521.emulator.rig import wait_cancelled
 from daemon1521.modem import profile as profile_module
 from daemon1521.modem.at import ResponseParser
@@ -238,3 +239,18 @@ def test_the_parser_takes_the_chips_dle_sub_reading_from_the_next_stream() -> No
     assert stream(parser) == b"\x80\x10\x10\x80"
     parser.set_dle_sub(False)
     assert b"\x10\x10" not in stream(parser)
+
+
+async def test_u8_prompts_go_out_around_the_chips_idle_byte() -> None:
+    profiles = _with("conexant-cx930xx", codecs={"silence_u8": 0x90})
+    async with emulated_site("conexant-cx93001", profiles=profiles) as (rig, modem):
+        assert modem.codec == "u8"
+        phone, _ = await call_in(rig, modem)
+        mark = len(phone.heard)
+        assert await modem.play(codecs.silence("u8", 4000), barge_in=False) is None
+        await phone.wait(0.2)
+        heard = phone.heard[mark:]
+        # the emulated chip's own idle byte is 0x80: 0x90 reaches the line as 16 steps up
+        assert np.count_nonzero(heard == 16 * 256) >= 3900
+        await phone.hang_up()
+        await modem.hang_up()

@@ -33,8 +33,8 @@ KEYS: dict[str, str] = {
     "names no format.",
     "codecs.query": "The command that lists the modem's codecs.",
     "codecs.select": "The command that selects one ({code}, {rate}).",
-    "codecs.silence_u8": "The idle byte of 8-bit unsigned audio: received u8 audio is "
-    "centred on it before silence, tone and key detection.",
+    "codecs.silence_u8": "The idle byte of the chip's 8-bit unsigned audio: prompts are "
+    "moved onto it, and received audio centred on it before silence, tone and key detection.",
     "callerid.enable": "Commands that switch caller ID on, after every reset and hang-up.",
     "callerid.region_command": "The command that sets the caller-ID region ({code}); "
     "empty when the chip has none.",

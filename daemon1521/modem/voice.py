@@ -318,7 +318,7 @@ class VoiceModem:
                 return None
             if not audio:
                 return None
-            return await self._play(call, audio, barge_in)
+            return await self._play(call, _u8_to_chip(audio, self.codec, self.profile), barge_in)
 
     async def next_key(self, timeout: float) -> str | None:
         """The next key press (typed ahead, or within ``timeout``); None on timeout."""
@@ -924,6 +924,18 @@ def decode_received(data: bytes, codec: str, silence_u8: int = U8_CENTRE) -> np.
     the silence threshold.
     """
     if codec == "u8" and silence_u8 != U8_CENTRE:
-        shifted = np.frombuffer(data, np.uint8).astype(np.int16) + (U8_CENTRE - silence_u8)
-        data = np.clip(shifted, 0, 255).astype(np.uint8).tobytes()
+        data = _shift_u8(data, U8_CENTRE - silence_u8)
     return codecs.decode(data, codec)
+
+
+def _u8_to_chip(audio: bytes, codec: str, profile: FirmwareProfile) -> bytes:
+    """Prompts (encoded around 0x80) moved onto the chip's own idle byte."""
+    silence_u8 = profile.codecs.silence_u8
+    if codec != "u8" or silence_u8 == U8_CENTRE:
+        return audio
+    return _shift_u8(audio, silence_u8 - U8_CENTRE)
+
+
+def _shift_u8(data: bytes, offset: int) -> bytes:
+    shifted = np.frombuffer(data, np.uint8).astype(np.int16) + offset
+    return np.clip(shifted, 0, 255).astype(np.uint8).tobytes()
