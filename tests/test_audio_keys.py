@@ -11,8 +11,8 @@ that says it does not (every press then arrives twice and must count once).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
+import msgspec
 import numpy as np
 
 from daemon1521.dsp import codecs
@@ -178,8 +178,8 @@ async def test_mt5634zpx_sends_no_digit_while_recording_and_every_key_counts_onc
 
 async def test_keys_reported_by_the_chip_and_found_in_the_audio_count_once() -> None:
     profiles = [
-        dataclasses.replace(
-            p, capabilities=dataclasses.replace(p.capabilities, events_during_vrx=False)
+        msgspec.structs.replace(
+            p, capabilities=msgspec.structs.replace(p.capabilities, events_during_vrx=False)
         )
         if p.name == "generic-v253"
         else p

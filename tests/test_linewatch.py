@@ -17,8 +17,8 @@ from daemon1521.modem.profile import Capabilities
 
 RATE = 8000
 PIECE = 160
-EVERYTHING = Capabilities(hangup_events=("busy", "loop_break", "dial_tone", "silence"))
-NOTHING = Capabilities(hangup_events=())  # Conexant ACF: trust no chip event
+EVERYTHING = Capabilities(hangup_events=("busy", "loop_break", "dial_tone"))
+NOTHING = Capabilities(hangup_events=(), silence_detection=False)  # Conexant ACF: trust none
 
 
 def cadenced(cadence: list[tuple[float, float]] | None, seconds: float) -> np.ndarray:
@@ -108,8 +108,10 @@ def test_chip_events_count_only_where_the_profile_trusts_them():
         "loop_break"
     )
     assert events(LineWatch(Capabilities(hangup_events=("dial_tone",))), "d") == HungUp("dial_tone")
-    assert events(LineWatch(EVERYTHING), "s") == HungUp("silence")
-    assert events(LineWatch(EVERYTHING), "q") == HungUp("silence")
+    # silence reports count once the chip has been told the limit (+VSD)
+    assert events(LineWatch(EVERYTHING), "sq") is None
+    assert events(LineWatch(EVERYTHING, chip_silence=True), "s") == HungUp("silence")
+    assert events(LineWatch(EVERYTHING, chip_silence=True), "q") == HungUp("silence")
 
 
 def test_busy_must_be_reported_twice():
@@ -130,7 +132,7 @@ def test_false_dial_tone_during_play_is_ignored_where_the_profile_says():
 @pytest.mark.parametrize("caps", [EVERYTHING, NOTHING], ids=["trusting", "distrustful"])
 def test_handset_and_other_events_are_never_a_hang_up(caps):
     """DLE H (the USR's right after VLS=1), ring, underrun, DTMF..."""
-    assert events(LineWatch(caps), "HhRruoLc5/~") is None
+    assert events(LineWatch(caps, chip_silence=True), "HhRruoLc5/~") is None
 
 
 def test_the_first_verdict_stands():

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from daemon1521.commands.modem import modem
+from daemon1521.modem.profile import default_profile_dir
 from tests.cli_support import console_script, read_json_lines, stop
 
 PERSONALITIES = (
@@ -103,3 +104,18 @@ def test_probe_of_a_port_with_nothing_on_it_fails_cleanly(tmp_path):
         modem, ["probe", str(tmp_path / "no-such-tty"), "--time-scale", SPEED]
     )
     assert result.exit_code == 1
+
+
+def test_probe_warns_of_firmware_older_than_the_profiles_minimum(ptys, tmp_path):
+    for shipped in default_profile_dir().glob("*.toml"):
+        text = shipped.read_text()
+        if shipped.name == "usr-5637.toml":
+            text = text.replace('minimum = "1.2.23"', 'minimum = "1.3"')
+        (tmp_path / shipped.name).write_text(text)
+    result = CliRunner().invoke(
+        modem,
+        ["probe", ptys["usr-5637"], "--profiles-dir", str(tmp_path), "--time-scale", SPEED],
+    )
+    assert result.exit_code == 0, result.output
+    rows = dict(line.split(None, 1) for line in result.stdout.splitlines() if line.strip())
+    assert rows["firmware"].startswith("1.2.23 (WARNING: older than 1.3: ")

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Mapping
 
 import click
+import msgspec
 
 from daemon1521.modem.errors import ModemError, ProfileError
-from daemon1521.modem.profile import load_profiles
+from daemon1521.modem.profile import FirmwareProfile, load_profiles
+from daemon1521.modem.profile_keys import KEYS
 from daemon1521.modem.voice import ModemInfo, VoiceModem
 
 
@@ -61,7 +64,7 @@ def probe(
         ("profile", f"{info.profile} (matched by {info.matched_by})"),
         ("manufacturer", info.manufacturer or "-"),
         ("model", info.model or "-"),
-        ("firmware", info.firmware or "-"),
+        ("firmware", _firmware_text(info)),
         ("ATI0 / ATI3", f"{info.ati0 or '-'} / {info.ati3 or '-'}"),
         ("USB id", info.as_dict()["usb_id"] or "-"),
         ("codecs", ", ".join(info.codecs) or "-"),
@@ -72,6 +75,11 @@ def probe(
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"{name:<{width}}  {value}")
+
+
+def _firmware_text(info: ModemInfo) -> str:
+    version = info.firmware or "-"
+    return f"{version} (WARNING: {info.firmware_warning})" if info.firmware_warning else version
 
 
 async def _probe(
@@ -90,7 +98,11 @@ async def _probe(
 @click.option("--profiles-dir", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def list_profiles(profiles_dir: str | None, as_json: bool) -> None:
-    """List the firmware profiles and what identifies each."""
+    """List the firmware profiles and what identifies each.
+
+    With --json, each profile also carries every key's value and what it
+    makes the driver do.
+    """
     try:
         profiles = load_profiles(profiles_dir)
     except ProfileError as exc:
@@ -103,6 +115,7 @@ def list_profiles(profiles_dir: str | None, as_json: bool) -> None:
             "ati3": list(p.match.ati3),
             "usb": list(p.match.usb),
             "path": p.path,
+            "settings": _settings(p),
         }
         for p in profiles
     ]
@@ -112,3 +125,24 @@ def list_profiles(profiles_dir: str | None, as_json: bool) -> None:
     for record in records:
         usb = ", ".join(record["usb"]) or "-"
         click.echo(f"{record['name']:<20} {record['description']}  [USB {usb}]")
+
+
+def _settings(profile: FirmwareProfile) -> dict[str, dict[str, object]]:
+    """Every key of the profile (dotted), with its value and what it does."""
+    flat: dict[str, object] = {}
+    for key in profile.__struct_fields__:
+        value = getattr(profile, key)
+        if isinstance(value, msgspec.Struct):
+            for name in value.__struct_fields__:
+                flat[f"{key}.{name}"] = _plain(getattr(value, name))
+        elif key != "path":
+            flat[key] = _plain(value)
+    return {key: {"value": value, "means": KEYS[key]} for key, value in flat.items()}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value

@@ -228,6 +228,12 @@ class ResponseParser:
         self._skip_lf = False
         self._data = DleDecoder(dle_sub=self._dle_sub)
 
+    def set_dle_sub(self, dle_sub: bool) -> None:
+        """Read DLE SUB as the identified chip does, from the next stream on."""
+        self._dle_sub = dle_sub
+        if not self._in_data:
+            self._data = DleDecoder(dle_sub=dle_sub)
+
     def feed(self, data: bytes) -> list[ParserItem]:
         items: list[ParserItem] = []
         view = bytes(data)
@@ -459,6 +465,10 @@ class AtEngine:
     def alive(self) -> bool:
         """True while the reader runs and the port has not failed."""
         return self._reader is not None and not self._reader.done() and self._failure is None
+
+    def set_dle_sub(self, dle_sub: bool) -> None:
+        """Whether DLE SUB in received audio stands for two 0x10 bytes (the chip's profile)."""
+        self._parser.set_dle_sub(dle_sub)
 
     @property
     def numeric_results(self) -> bool:

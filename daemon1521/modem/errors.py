@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from daemon1521.schema import SchemaError
+
 # Basic AT commands before a dial: ``ATE0V1DT123`` -> ``ATE0V1D…``.
 _BASIC_BEFORE_DIAL = re.compile(r"AT((?:[A-CE-Z&\\%]\d*|S\d+\??)*)D", re.IGNORECASE)
 _MAX_SHOWN = 24
@@ -67,12 +69,5 @@ class StreamError(ModemError):
     """A voice data stream was used wrongly or ended unexpectedly."""
 
 
-class ProfileError(ModemError):
+class ProfileError(ModemError, SchemaError):
     """A firmware profile file is invalid; names the file, the key and the problem."""
-
-    def __init__(self, path: str, key: str, problem: str) -> None:
-        self.path = path
-        self.key = key
-        self.problem = problem
-        where = f"{path}: {key}" if key else path
-        super().__init__(f"{where}: {problem}")

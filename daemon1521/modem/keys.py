@@ -3,13 +3,14 @@
 IS-101 chips wrap a press as ``DLE /`` ... ``DLE ~`` and may repeat the digit
 inside (Conexant sends ``/000~`` for one press of 0); others send the bare
 digit once. VOICE-MODEMS.md section 3: count one press per ``/ ... ~`` pair
-and one per bare digit outside a pair.
+and one per bare digit outside a pair. That reading is right for both kinds
+of chip (a bare chip sends no frames), so it needs no profile setting, and a
+chip whose profile is wrong or generic still gives one key per press.
 """
 
 from __future__ import annotations
 
 from daemon1521.modem.dle import DTMF_CODES, DleEvent
-from daemon1521.modem.profile import DtmfFraming
 
 OPEN = "/"
 CLOSE = "~"
@@ -18,8 +19,7 @@ CLOSE = "~"
 class DtmfFramer:
     """Turns the chip's DTMF events into key presses; pure, no I/O."""
 
-    def __init__(self, framing: DtmfFraming = "bare") -> None:
-        self.framing = framing
+    def __init__(self) -> None:
         self._in_frame = False
         self._frame_key: str | None = None
 

@@ -47,8 +47,11 @@ class LineWatch:
         *,
         tone_hz: float = 425.0,
         silence_hangup: float = 30.0,
+        chip_silence: bool = False,
     ) -> None:
         self.capabilities = capabilities
+        self.chip_silence = chip_silence
+        """DLE s / DLE q end the call: the chip was told the silence limit with +VSD."""
         self.tone_hz = tone_hz
         self.silence_hangup = silence_hangup
         self.reset()
@@ -83,7 +86,7 @@ class LineWatch:
         elif code == "d" and "dial_tone" in events:
             if not (playing and self.capabilities.false_dle_d_during_play):
                 return self._decide("dial_tone")
-        elif code in ("s", "q") and "silence" in events:
+        elif code in ("s", "q") and self.chip_silence:
             return self._decide("silence")
         return None
 

@@ -1,11 +1,15 @@
 """Firmware profiles: what one chip family does differently, as data.
 
 Each file in ``firmware_profiles/`` describes a family: how to recognise it
-(ATI3 / +GMM / +GMI patterns, USB vendor:product), its init commands, its
-``+VSM`` codec numbers and preference, its caller-ID and DTMF dialect, its
-DLE quirks and capabilities, pacing and timeouts, and the exact answer /
+(ATI3 / +GMM / +GMI patterns, USB vendor:product), where it states its model
+and firmware version and the oldest version that works, its init commands,
+its ``+VSM`` codec numbers and preference, its caller-ID dialect, its DLE
+quirks and capabilities, pacing and timeouts, and the exact answer /
 hang-up / dial commands. A file may ``extends`` another and then lists only
 its differences. The driver stays generic: a new modem is a new file.
+
+Every key changes what the driver does; :data:`KEYS` in
+:mod:`.profile_keys` says what, and a test holds the two together.
 
 This module also parses ``AT+VSM=?`` listings, whose grammar and codec names
 vary between chips and firmware revisions, and picks the codec to use.
@@ -14,21 +18,20 @@ vary between chips and firmware revisions, and picks the codec to use.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import string
 import sysconfig
-import tomllib
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+import msgspec
 from loguru import logger
 
-from daemon1521 import typed_toml
+from daemon1521 import schema
 from daemon1521.modem.errors import ProfileError
 
 GENERIC = "generic-v253"
@@ -36,13 +39,13 @@ PROFILE_GLOB = "*.toml"
 INSTALLED_DIR = ("share", "daemon1521", "firmware_profiles")  # wheel data-files target
 
 Format = Literal["u8", "s8", "s16le", "alaw", "ulaw", "adpcm", "pcm14", "unknown"]
-HangupEvent = Literal["busy", "loop_break", "dial_tone", "silence"]
-DtmfFraming = Literal["bare", "slash_tilde"]
+HangupEvent = Literal["busy", "loop_break", "dial_tone"]
 
 # Identification evidence, strongest first.
 MATCH_ORDER = ("ati3", "gmm", "usb", "gmi")
 _INFO_PREFIX = re.compile(r"^\s*\+?GM[IMR]\s*:\s*", re.IGNORECASE | re.MULTILINE)
 _USB_ID = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
+_VERSION = re.compile(r"\d+(?:\.\d+)*")
 
 
 class FrozenMap(Mapping[str, Any]):
@@ -77,8 +80,24 @@ def _check_template(value: str, allowed: Iterable[str], what: str) -> None:
         raise ValueError(f"{what}: unknown placeholder {{{sorted(extra)[0]}}}")
 
 
-@dataclass(frozen=True)
-class MatchRules:
+def _check_pattern(rule: str) -> None:
+    try:
+        re.compile(rule)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {rule!r}: {exc}") from None
+
+
+def version_key(text: str) -> tuple[int, ...] | None:
+    """The first dotted number in ``text`` as a comparable tuple ("V1.2.23" -> (1, 2, 23))."""
+    found = _VERSION.search(text or "")
+    return tuple(int(part) for part in found.group().split(".")) if found else None
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A table of a profile file: every key optional, misspelt keys refused."""
+
+
+class MatchRules(_Section):
     """Regular expressions (searched, case-insensitive) and USB ids that identify a family."""
 
     ati3: tuple[str, ...] = ()
@@ -88,10 +107,7 @@ class MatchRules:
 
     def __post_init__(self) -> None:
         for rule in (*self.ati3, *self.gmm, *self.gmi):
-            try:
-                re.compile(rule)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {rule!r}: {exc}") from None
+            _check_pattern(rule)
         for usb in self.usb:
             if not _USB_ID.match(usb):
                 raise ValueError(f"USB id {usb!r} is not vvvv:pppp in hexadecimal")
@@ -101,72 +117,95 @@ class MatchRules:
         return tuple((int(u[:4], 16), int(u[5:], 16)) for u in self.usb)
 
 
-@dataclass(frozen=True)
-class Codecs:
+class Firmware(_Section):
+    """Where the chip states its model and firmware version, and the oldest that works."""
+
+    model_query: str = "AT+GMM"
+    model_pattern: str = ""  # its first group (or whole match) is the model; "" = all
+    version_query: str = "AT+GMR"
+    version_pattern: str = ""
+    minimum: str = ""  # older firmware is reported with a warning; "" = no minimum
+    too_old: str = ""  # what goes wrong with older firmware, said in the warning
+
+    def __post_init__(self) -> None:
+        _check_pattern(self.model_pattern)
+        _check_pattern(self.version_pattern)
+        if self.minimum and version_key(self.minimum) is None:
+            raise ValueError(f"minimum {self.minimum!r} is not a version such as 1.2.23")
+
+    def model(self, answer: str) -> str:
+        return _extract(self.model_pattern, answer)
+
+    def version(self, answer: str) -> str:
+        return _extract(self.version_pattern, answer)
+
+    def older_than_minimum(self, version: str) -> bool:
+        """True only when both versions are known and ``version`` is the older."""
+        have, need = version_key(version), version_key(self.minimum)
+        return have is not None and need is not None and have < need
+
+
+def _extract(pattern: str, answer: str) -> str:
+    text = _INFO_PREFIX.sub("", answer or "").strip()
+    if not pattern:
+        return text
+    found = re.search(pattern, text, re.IGNORECASE)
+    if found is None:
+        return ""
+    return (found.group(1) if found.groups() else found.group()).strip()
+
+
+class Codecs(_Section):
     """Sample formats: preference order, the chip's static codec numbers, +VSM commands."""
 
     preference: tuple[Format, ...] = ("ulaw", "alaw", "u8")
     rate: int = 8000
-    table: Mapping[Format, int] = field(default_factory=FrozenMap)  # format -> +VSM code
+    table: Mapping[str, int] = msgspec.field(default_factory=FrozenMap)  # format -> code
     query: str = "AT+VSM=?"
     select: str = "AT+VSM={code},{rate}"
     silence_u8: int = 0x80  # the idle byte of 8-bit unsigned audio (0x7F on some)
 
     def __post_init__(self) -> None:
         _check_template(self.select, ("code", "rate"), "select")
+        formats = get_args(Format)
+        for name in self.table:
+            if name not in formats:
+                raise ValueError(f"table: unknown format {name!r} (one of {', '.join(formats)})")
+        if not 0 <= self.silence_u8 <= 255:
+            raise ValueError("silence_u8 must be a byte, 0 to 255")
+        if self.rate <= 0:
+            raise ValueError("rate must be positive")
 
 
-@dataclass(frozen=True)
-class CallerId:
+class CallerId(_Section):
     """How to switch formatted caller ID on, and the region setting some chips need."""
 
     enable: tuple[str, ...] = ("AT+VCID=1",)
     region_command: str = ""  # e.g. "AT!4886={code}", empty when the chip has none
-    regions: Mapping[str, str] = field(default_factory=FrozenMap)  # region name -> code
+    regions: Mapping[str, str] = msgspec.field(default_factory=FrozenMap)  # name -> code
     default_region: str = ""
-    lost_on_reset: bool = False  # ATZ forgets +VCID: send enable after every reset
 
     def __post_init__(self) -> None:
         _check_template(self.region_command, ("code",), "region_command")
-        if self.default_region and self.default_region not in self.regions:
-            raise ValueError(f"default_region {self.default_region!r} is not in regions")
-        if self.region_command and not self.regions:
-            raise ValueError("region_command needs regions")
 
 
-@dataclass(frozen=True)
-class Dtmf:
-    """How key presses arrive: bare ``DLE 5`` or wrapped ``DLE / ... DLE ~``."""
-
-    framing: DtmfFraming = "bare"
-    repeats_in_frame: bool = False  # the digit may repeat inside one /~ pair
-
-
-@dataclass(frozen=True)
-class Capabilities:
+class Capabilities(_Section):
     """What the chip does (and does not do) that the voice layer must know."""
 
-    silence_detection: bool = True  # +VSD gives DLE s / DLE q
+    silence_detection: bool = True  # +VSD works: DLE s / DLE q after the call's silence limit
     full_duplex: bool = False  # +VTR works
     hangup_events: tuple[HangupEvent, ...] = ("busy", "loop_break", "dial_tone")
-    ring_as_dle: bool = False  # voice-mode ring is DLE R, not the text RING
     dle_sub: bool = True  # DLE SUB stands for two 0x10 bytes
-    dle_h_after_answer: bool = False  # a DLE H right after AT+VLS=1 is not a hang-up
-    stray_dle_u_after_connect: bool = True  # one DLE u right after CONNECT means nothing
     false_dle_d_during_play: bool = False  # DLE d during +VTX is not a dial tone
-    vtx_end_etx: bool = False  # answers the host's DLE ETX with DLE ETX before OK
     events_during_vrx: bool = True  # DTMF and tones are reported during +VRX
-    tone_pair_only: bool = False  # +VTS [f,0,d] refused: send [f,f,d]
 
 
-@dataclass(frozen=True)
-class Commands:
-    """The exact command strings; ``{number}`` / ``{tones}`` are filled in by the driver."""
+class Commands(_Section):
+    """The exact command strings; the driver fills in ``{number}``, ``{tones}``, ``{interval}``."""
 
     reset: str = "ATZ"
     init: tuple[str, ...] = ()
     voice: str = "AT+FCLASS=8"
-    data: str = "AT+FCLASS=0"
     answer: tuple[str, ...] = ("AT+VLS=1",)
     hangup: tuple[str, ...] = ("AT+VLS=0",)
     dial: tuple[str, ...] = ("ATDT{number};",)
@@ -175,6 +214,7 @@ class Commands:
     duplex: str = "AT+VTR"
     tones: str = "AT+VTS={tones}"
     flow_control: str = "AT+IFC=2,2"  # sent when the port uses RTS/CTS
+    silence: str = "AT+VSD=128,{interval}"  # interval in 0.1 s; sent with silence_detection
 
     def __post_init__(self) -> None:
         for command in self.dial:
@@ -184,10 +224,12 @@ class Commands:
         _check_template(self.tones, ("tones",), "tones")
         if "{tones}" not in self.tones:
             raise ValueError("tones: needs {tones}")
+        _check_template(self.silence, ("interval",), "silence")
+        if self.silence and "{interval}" not in self.silence:
+            raise ValueError("silence: needs {interval}")
 
 
-@dataclass(frozen=True)
-class Pacing:
+class Pacing(_Section):
     """How fast to feed +VTX: chunk size, how much may be queued, the chip's buffer."""
 
     chunk_ms: int = 100
@@ -195,12 +237,11 @@ class Pacing:
     transmit_buffer: int = 1024  # bytes
 
     def __post_init__(self) -> None:
-        if not 0 < self.chunk_ms <= self.max_queued_ms:
-            raise ValueError("needs 0 < chunk_ms <= max_queued_ms")
+        if self.transmit_buffer <= 0:
+            raise ValueError("transmit_buffer must be positive")
 
 
-@dataclass(frozen=True)
-class Timeouts:
+class Timeouts(_Section):
     """Seconds of modem time for each kind of command."""
 
     command: float = 2.0
@@ -210,23 +251,27 @@ class Timeouts:
     stream_start: float = 5.0
     stream_end: float = 5.0
 
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
 
-@dataclass(frozen=True)
-class FirmwareProfile:
+
+class FirmwareProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One chip family's behaviour, loaded from ``firmware_profiles/<name>.toml``."""
 
     name: str
     description: str
     extends: str = ""
-    match: MatchRules = field(default_factory=MatchRules)
-    codecs: Codecs = field(default_factory=Codecs)
-    callerid: CallerId = field(default_factory=CallerId)
-    dtmf: Dtmf = field(default_factory=Dtmf)
-    capabilities: Capabilities = field(default_factory=Capabilities)
-    commands: Commands = field(default_factory=Commands)
-    pacing: Pacing = field(default_factory=Pacing)
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    path: str = field(default="", compare=False)  # set by the loader, not a TOML key
+    match: MatchRules = MatchRules()
+    firmware: Firmware = Firmware()
+    codecs: Codecs = Codecs()
+    callerid: CallerId = CallerId()
+    capabilities: Capabilities = Capabilities()
+    commands: Commands = Commands()
+    pacing: Pacing = Pacing()
+    timeouts: Timeouts = Timeouts()
+    path: str = ""  # set by the loader, not a TOML key
 
     def init_commands(self, region: str | None = None, *, rtscts: bool = False) -> list[str]:
         """The commands after a reset: init, caller ID on, its region, flow control."""
@@ -256,6 +301,30 @@ class FirmwareProfile:
 
     def select_command(self, choice: CodecChoice) -> str:
         return self.codecs.select.format(code=choice.code, rate=choice.rate)
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: typing.cast(type[_Section], field.type)
+    for name, field in zip(
+        FirmwareProfile.__struct_fields__,
+        msgspec.structs.fields(FirmwareProfile),
+        strict=True,
+    )
+    if isinstance(field.type, type) and issubclass(field.type, _Section)
+}
+"""The tables of a profile file, by name: each merges key by key over its parent's."""
+
+
+def _cross_checks(profile: FirmwareProfile) -> tuple[str, str] | None:
+    """(section, problem) for keys that only make sense together, once ``extends`` is resolved."""
+    callerid, pacing = profile.callerid, profile.pacing
+    if callerid.default_region and callerid.default_region not in callerid.regions:
+        return "callerid", f"default_region {callerid.default_region!r} is not in regions"
+    if callerid.region_command and not callerid.regions:
+        return "callerid", "region_command needs regions"
+    if not 0 < pacing.chunk_ms <= pacing.max_queued_ms:
+        return "pacing", "needs 0 < chunk_ms <= max_queued_ms"
+    return None
 
 
 # -- +VSM=? listings ----------------------------------------------------------
@@ -434,78 +503,71 @@ def default_profile_dir() -> Path:
     return next((path for path in candidates if path.is_dir()), candidates[0])
 
 
-def _convert(tp: Any, value: Any, path: str, key: str, partial: bool) -> Any:
-    """Check a TOML value against a field type and convert it (sections, lists to tuples...).
-
-    ``partial`` (one file on its own, before ``extends`` is resolved) keeps
-    sections and tables as plain dicts, so that they can still be merged.
-    """
-
-    def section(tp: Any, value: Any, key: str) -> Any:
-        if not dataclasses.is_dataclass(tp):
-            return typed_toml.UNHANDLED
-        if not isinstance(value, dict):
-            raise typed_toml.mismatch(tp, value, key)
-        return _build(typing.cast(type, tp), value, path, key + ".", partial)
-
+def _convert(data: dict[str, Any], path: Path) -> FirmwareProfile:
+    if "path" in data:
+        raise ProfileError(str(path), "path", "unknown key (misspelt, or not a setting here)")
     try:
-        return typed_toml.convert(
-            tp, value, key, special=section, mapping=dict if partial else FrozenMap
-        )
-    except typed_toml.TomlValueError as exc:
-        raise ProfileError(path, exc.key, exc.problem) from None
+        # strict: a profile is written by hand, and `full_duplex = 1` is a mistake
+        return msgspec.convert(data, FirmwareProfile, strict=True)
+    except msgspec.ValidationError as exc:
+        key, problem = schema.explain(str(exc))
+        choices = _choices(key)
+        if choices and problem.startswith("invalid enum value"):
+            problem += f" (one of {', '.join(choices)})"
+        raise ProfileError(str(path), key, problem) from None
+    except RecursionError:
+        raise ProfileError(str(path), "", "nested too deeply") from None
 
 
-def _build(cls: type, data: dict[str, Any], path: str, prefix: str, partial: bool) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
-    for key in data:
-        if key not in known:
-            raise ProfileError(path, prefix + key, "unknown key")
-    values = {
-        name: _convert(hints[name], data[name], path, prefix + name, partial)
-        for name in known
-        if name in data
-    }
-    if partial:
-        return values
-    for name, spec in known.items():
-        required = (
-            spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
-        )
-        if required and name not in values:
-            raise ProfileError(path, prefix + name, "missing")
-    try:
-        return cls(**values)
-    except ValueError as exc:
-        raise ProfileError(path, prefix.rstrip(".") or "(profile)", str(exc)) from None
+def _choices(key: str) -> tuple[str, ...]:
+    """The allowed words of the key ``section.name[.index]``, where it takes a Literal."""
+    section, _, rest = key.partition(".")
+    kind = SECTIONS.get(section)
+    name = rest.split(".")[0]
+    if kind is None or name not in kind.__struct_fields__:
+        return ()
+    hint = typing.get_type_hints(kind)[name]
+    args = get_args(hint)
+    if typing.get_origin(hint) is tuple and args:
+        hint = args[0]
+    return tuple(get_args(hint)) if typing.get_origin(hint) is Literal else ()
 
 
-def _merge(cls: type, base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``override`` over ``base``: sections merge key by key, values (lists, tables) replace."""
-    hints = typing.get_type_hints(cls)
     merged = dict(base)
     for key, value in override.items():
-        section = hints.get(key)
-        if dataclasses.is_dataclass(section) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(typing.cast(type, section), merged[key], value)
+        if key in SECTIONS and isinstance(merged.get(key), dict) and isinstance(value, dict):
+            merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
     return merged
 
 
+def _frozen(profile: FirmwareProfile, path: Path) -> FirmwareProfile:
+    """The resolved profile with hashable tables, its file, and its cross-key checks done."""
+    replace = msgspec.structs.replace
+    profile = replace(
+        profile,
+        codecs=replace(profile.codecs, table=FrozenMap(profile.codecs.table)),
+        callerid=replace(profile.callerid, regions=FrozenMap(profile.callerid.regions)),
+        path=str(path),
+    )
+    problem = _cross_checks(profile)
+    if problem is not None:
+        raise ProfileError(str(path), *problem)
+    return profile
+
+
 def load_profile_file(path: Path) -> dict[str, Any]:
     """Read and check one file on its own (types, unknown keys); returns its raw table."""
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(str(path), "", f"not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ProfileError(str(path), "", f"cannot read: {exc.strerror}") from None
-    _build(FirmwareProfile, data, str(path), "", partial=True)
-    if not isinstance(data.get("name"), str) or not data["name"]:
-        raise ProfileError(str(path), "name", "missing")
+        data = schema.read_toml(path)
+    except schema.SchemaError as exc:
+        raise ProfileError(str(path), exc.key, exc.problem) from None
+    _convert(data, path)
+    if not data["name"]:
+        raise ProfileError(str(path), "name", "missing (this key is required)")
     return data
 
 
@@ -538,13 +600,11 @@ def load_profiles(directory: str | Path | None = None) -> list[FirmwareProfile]:
         base = resolved(parent, (*chain, parent))
         # identity is never inherited: a child matches by its own rules only
         base = {k: v for k, v in base.items() if k not in ("match", "description", "name")}
-        return _merge(FirmwareProfile, base, data)
+        return _merge(base, data)
 
-    profiles = []
-    for name, (path, _) in raw.items():
-        profile = _build(FirmwareProfile, resolved(name, (name,)), str(path), "", partial=False)
-        profiles.append(dataclasses.replace(profile, path=str(path)))
-    return profiles
+    return [
+        _frozen(_convert(resolved(name, (name,)), path), path) for name, (path, _) in raw.items()
+    ]
 
 
 # -- identification -----------------------------------------------------------
@@ -600,7 +660,8 @@ def _match(
     text = texts[kind]
     if not text:
         return ""
-    for pattern in getattr(profile.match, kind):
+    rules = {"ati3": profile.match.ati3, "gmm": profile.match.gmm, "gmi": profile.match.gmi}
+    for pattern in rules[kind]:
         if re.search(pattern, text, re.IGNORECASE):
             label = {"ati3": "ATI3", "gmm": "+GMM", "gmi": "+GMI"}[kind]
             return f"{label} /{pattern}/"

@@ -77,6 +77,9 @@ COMMAND_BODY_MAX = 40
 """Characters after "AT" that every modem takes on one line (V.250 5.2.1's minimum
 buffer); a longer +VTS is ERROR on chips with that little (card numbers!)."""
 STREAMING_CODECS = frozenset(codecs.CODECS)
+VSD_INTERVAL_MAX = 255
+"""The longest +VSD silence interval, in 0.1 s, that every chip takes (one byte)."""
+U8_CENTRE = 0x80
 
 
 class CallEnded(ModemError):
@@ -105,6 +108,8 @@ class ModemInfo:
     codec_code: int
     caller_id: bool
     full_duplex: bool
+    firmware_warning: str = ""
+    """Set when the firmware is older than the profile's minimum: what goes wrong."""
 
     def as_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
@@ -175,6 +180,8 @@ class VoiceModem:
         self._call: _Call | None = None
         self._codec_code = 1
         self._codec_names: tuple[str, ...] = ()
+        self._chip_silence = False
+        self._recovering = False
 
     # -- life cycle ------------------------------------------------------------
 
@@ -226,6 +233,16 @@ class VoiceModem:
     @property
     def in_call(self) -> bool:
         return self.state == "in_call"
+
+    @property
+    def duplex_command(self) -> str | None:
+        """The command of a full-duplex stream (+VTR), or None where the chip has none.
+
+        A relay between two lines (the bank leg) streams both ways at once
+        only with it; without it, it must take turns.
+        """
+        commands, capabilities = self.profile.commands, self.profile.capabilities
+        return commands.duplex if capabilities.full_duplex and commands.duplex else None
 
     # -- identification and initialisation -------------------------------------
 
@@ -333,7 +350,7 @@ class VoiceModem:
                 return None
             if not audio:
                 return None
-            return await self._play(call, audio, barge_in)
+            return await self._play(call, _u8_to_chip(audio, self.codec, self.profile), barge_in)
 
     async def next_key(self, timeout: float) -> str | None:
         """The next key press (typed ahead, or within ``timeout``); None on timeout."""
@@ -483,7 +500,19 @@ class VoiceModem:
             self.profile, matched_by = identify(self.profiles, ati3, gmm, gmi, usb_id)
         else:
             self.profile, matched_by = self._named_profile(self.profile_name), "configured"
-        self._framer = DtmfFramer(self.profile.dtmf.framing)
+        assert self._engine is not None
+        self._engine.set_dle_sub(self.profile.capabilities.dle_sub)
+        self._framer = DtmfFramer()
+        answers = {"ATI0": ati0, "ATI3": ati3, "AT+GMI": gmi, "AT+GMM": gmm, "AT+GMR": gmr}
+        firmware = self.profile.firmware
+        model = firmware.model(await self._answer_to(firmware.model_query, answers))
+        version = firmware.version(await self._answer_to(firmware.version_query, answers))
+        warning = ""
+        if firmware.older_than_minimum(version):
+            warning = f"older than {firmware.minimum}: {firmware.too_old or 'update it'}"
+            logger.warning(
+                "{}: {} firmware {} is {}", self.url, self.profile.name, version, warning
+            )
         await self._initialise()
         caller_id = bool(self.profile.callerid.enable)
         self.info = ModemInfo(
@@ -491,8 +520,8 @@ class VoiceModem:
             profile=self.profile.name,
             matched_by=matched_by,
             manufacturer=_strip_prefix(gmi),
-            model=_strip_prefix(gmm),
-            firmware=_strip_prefix(gmr),
+            model=model or _strip_prefix(gmm),
+            firmware=version or _strip_prefix(gmr),
             ati0=ati0,
             ati3=ati3,
             usb_id=usb_id,
@@ -500,7 +529,8 @@ class VoiceModem:
             codec=self.codec,
             codec_code=self._codec_code,
             caller_id=caller_id,
-            full_duplex=self.profile.capabilities.full_duplex,
+            full_duplex=self.duplex_command is not None,
+            firmware_warning=warning,
         )
         logger.info(
             "{}: {} ({} {}, firmware {}), profile {} by {}, codec {}",
@@ -515,6 +545,13 @@ class VoiceModem:
         )
         return self.info
 
+    async def _answer_to(self, query: str, answers: dict[str, str]) -> str:
+        """The answer to an identification query, asked only if not asked already."""
+        if not query:
+            return ""
+        known = answers.get(query.upper())
+        return known if known is not None else await self._ask(query)
+
     async def _ask(self, command: str) -> str:
         """An identification query; a modem that does not know it answers ''."""
         try:
@@ -523,14 +560,16 @@ class VoiceModem:
             return ""
         return " ".join(line.strip() for line in response.lines if line.strip())
 
-    async def _initialise(self) -> None:
+    async def _initialise(self, *, reset_retries: int = 2) -> None:
+        """Reset, voice mode, init, caller ID, silence detection, codec: the modem made idle."""
         profile = self.profile
-        await self._command(profile.commands.reset, profile.timeouts.reset, retries=2)
+        await self._command(profile.commands.reset, profile.timeouts.reset, retries=reset_retries)
         commands = profile.init_commands(self.region, rtscts=self.rtscts)
         if profile.commands.voice not in commands:
             commands.insert(0, profile.commands.voice)
         for command in commands:
             await self._command(command, profile.timeouts.command)
+        self._chip_silence = await self._silence_detection()
         listing: list[str] | None
         try:
             listing = (await self._command(profile.codecs.query, profile.timeouts.command)).lines
@@ -545,6 +584,27 @@ class VoiceModem:
         self._codec_names = tuple(_codec_names(options)) or (choice.format,)
         self.state = "idle"
         self._call = None
+
+    async def _silence_detection(self) -> bool:
+        """Tell a chip that detects silence the call's limit; whether its reports now count.
+
+        +VSD takes at most 25.5 s; a longer limit switches the chip's
+        detection off and leaves it to the audio analysis. A chip that
+        refuses the command (an unknown chip on the generic profile) is
+        judged from its audio alone too.
+        """
+        profile = self.profile
+        if not (profile.capabilities.silence_detection and profile.commands.silence):
+            return False
+        interval = round(self.silence_hangup * 10)
+        interval = interval if 0 < interval <= VSD_INTERVAL_MAX else 0
+        command = profile.commands.silence.format(interval=interval)
+        try:
+            await self._command(command, profile.timeouts.command)
+        except AtError:
+            logger.info("{}: the modem refuses {}; silence is judged from audio", self.url, command)
+            return False
+        return interval > 0
 
     async def _reset(self) -> None:
         self._call = None
@@ -594,6 +654,8 @@ class VoiceModem:
             except AtTimeout:
                 if attempt < retries:
                     continue
+                if self._recovering:
+                    raise
                 logger.warning("{}: modem not answering; resetting it", self.url)
                 await self._recover()
                 raise NotResponding(f"{self.url}: modem stopped answering") from None
@@ -610,22 +672,18 @@ class VoiceModem:
         engine = self._engine
         if engine is None:
             return
+        self._recovering = True
         try:
             if self._port is not None:
                 await self._port.pulse_dtr(self._real(DTR_DROP))
             await self._break_out_of_stream()
-            await engine.command(self.profile.commands.reset, self.profile.timeouts.reset)
-            for command in self.profile.init_commands(self.region, rtscts=self.rtscts):
-                await engine.command(command, self.profile.timeouts.command)
-            await engine.command(
-                self.profile.codecs.select.format(code=self._codec_code, rate=8000),
-                self.profile.timeouts.command,
-            )
-            self.state = "idle"
+            await self._initialise(reset_retries=0)
             logger.info("{}: modem answered again after a reset", self.url)
-        except (ModemError, OSError):
+        except (ModemError, OSError, ValueError):
             self.state = "down"
             logger.error("{}: modem does not answer even after a reset", self.url)
+        finally:
+            self._recovering = False
 
     def _port_failed(self) -> None:
         self.state = "down"
@@ -636,7 +694,10 @@ class VoiceModem:
 
     def _start_call(self) -> None:
         watch = LineWatch(
-            self.profile.capabilities, tone_hz=self.tone_hz, silence_hangup=self.silence_hangup
+            self.profile.capabilities,
+            tone_hz=self.tone_hz,
+            silence_hangup=self.silence_hangup,
+            chip_silence=self._chip_silence,
         )
         audio_keys = None
         if not self.profile.capabilities.events_during_vrx:
@@ -698,8 +759,6 @@ class VoiceModem:
             if call.audio_keys is not None and not call.audio_keys.chip_key(key):
                 return None  # a press already found in the audio
             return key
-        if event.code == "H" and self.profile.capabilities.dle_h_after_answer:
-            return None
         call.watch.chip_event(event, playing=playing)
         return None
 
@@ -778,7 +837,6 @@ class VoiceModem:
         self, call: _Call, stream: DataStream, barge_in: bool, stop: asyncio.Event
     ) -> str | None:
         """Events during playback: the barge-in key, or the far end hanging up."""
-        stray_underrun = self.profile.capabilities.stray_dle_u_after_connect
         try:
             while True:
                 item = await stream.read()
@@ -786,8 +844,6 @@ class VoiceModem:
                     stop.set()
                     return None
                 if not isinstance(item, DleEvent):
-                    continue
-                if item.code == "u" and stray_underrun:
                     continue
                 key = self._judge(call, item, playing=True)
                 if key is not None:
@@ -817,7 +873,7 @@ class VoiceModem:
             data = rest + item
             cut = len(data) - len(data) % width
             rest = data[cut:]
-            return codecs.decode(data[:cut], self.codec)
+            return decode_received(data[:cut], self.codec, self.profile.codecs.silence_u8)
 
         def found(keys: Iterable[str | None]) -> None:
             # the operation's key is the first; later ones are type-ahead
@@ -900,3 +956,28 @@ def _strip_prefix(text: str) -> str:
 
 def _codec_names(listing: list[str]) -> list[str]:
     return [f"{option.code}:{option.format}" for option in parse_vsm_listing(listing)]
+
+
+def decode_received(data: bytes, codec: str, silence_u8: int = U8_CENTRE) -> np.ndarray:
+    """Received audio as samples; 8-bit unsigned audio centred on the chip's idle byte.
+
+    A chip whose idle byte is 0x7F (VOICE-MODEMS.md section 2) would
+    otherwise hear its own silence one step (256 in 16-bit) off zero, above
+    the silence threshold.
+    """
+    if codec == "u8" and silence_u8 != U8_CENTRE:
+        data = _shift_u8(data, U8_CENTRE - silence_u8)
+    return codecs.decode(data, codec)
+
+
+def _u8_to_chip(audio: bytes, codec: str, profile: FirmwareProfile) -> bytes:
+    """Prompts (encoded around 0x80) moved onto the chip's own idle byte."""
+    silence_u8 = profile.codecs.silence_u8
+    if codec != "u8" or silence_u8 == U8_CENTRE:
+        return audio
+    return _shift_u8(audio, silence_u8 - U8_CENTRE)
+
+
+def _shift_u8(data: bytes, offset: int) -> bytes:
+    shifted = np.frombuffer(data, np.uint8).astype(np.int16) + offset
+    return np.clip(shifted, 0, 255).astype(np.uint8).tobytes()
