@@ -15,17 +15,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "daemon1521"
 
 # What each part of daemon1521 may import from the rest of daemon1521.
-# Top-level modules (config, logs, clock, typed_toml, cli) are named by module.
+# Top-level modules (config, logs, clock, schema, cli) are named by module.
 ALLOWED: dict[str, set[str]] = {
     "clock": set(),
     "dsp": {"clock"},
     "logs": set(),
-    "typed_toml": set(),
     "schema": set(),
-    "modem": {"clock", "dsp", "logs", "typed_toml", "schema"},
+    "modem": {"clock", "dsp", "logs", "schema"},
     "audio": {"clock", "dsp", "logs"},
-    "billing": {"clock", "logs", "typed_toml", "schema"},
-    "telebank": {"clock", "dsp", "audio", "billing", "modem", "logs", "typed_toml", "schema"},
+    "billing": {"clock", "logs", "schema"},
+    "telebank": {"clock", "dsp", "audio", "billing", "modem", "logs", "schema"},
     "ivr": {
         "clock",
         "dsp",
@@ -34,10 +33,9 @@ ALLOWED: dict[str, set[str]] = {
         "modem",
         "telebank",
         "logs",
-        "typed_toml",
         "schema",
     },
-    "config": {"clock", "logs", "typed_toml", "schema", "modem", "ivr", "telebank"},
+    "config": {"clock", "logs", "schema", "modem", "ivr", "telebank"},
     "daemon": {
         "clock",
         "dsp",
@@ -48,11 +46,10 @@ ALLOWED: dict[str, set[str]] = {
         "ivr",
         "config",
         "logs",
-        "typed_toml",
         "schema",
     },
     # The emulator is the hardware: built from the standard, never from the driver.
-    "emulator": {"clock", "dsp", "audio", "billing", "logs", "typed_toml", "schema"},
+    "emulator": {"clock", "dsp", "audio", "billing", "logs", "schema"},
     # The test bed wires the daemon to the emulator; nothing below imports it.
     "testbed": {
         "clock",
@@ -66,7 +63,6 @@ ALLOWED: dict[str, set[str]] = {
         "daemon",
         "emulator",
         "logs",
-        "typed_toml",
         "schema",
     },
 }
