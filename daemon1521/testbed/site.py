@@ -97,6 +97,7 @@ class EmulatedSite:
             control=ControlConfig(socket=scratch / "control.sock"),
         )
         self.daemon: Daemon | None = None
+        self._records: Store | None = None
         self._closed = False
 
     async def __aenter__(self) -> EmulatedSite:
@@ -112,6 +113,7 @@ class EmulatedSite:
                 self.config, time_scale=self.speed, lines=lines, notifier=Notifier(None)
             )
             await self.daemon.start()
+            self._records = Store.open(self.config.store)
             for index in range(len(lines)):
                 await self.wait_idle(line=index)
         except BaseException:
@@ -130,6 +132,9 @@ class EmulatedSite:
         if self.daemon is not None:
             await self.daemon.stop()
             self.daemon = None
+        if self._records is not None:
+            self._records.close()
+            self._records = None
         await self.rig.stop()
         self._scratch.cleanup()
 
@@ -144,8 +149,15 @@ class EmulatedSite:
 
     @property
     def store(self) -> Store:
+        """The site's own connection to the daemon's database, for a test or
+        the demo to seed and read directly (the daemon writes through its queue)."""
+        assert self._records is not None
+        return self._records
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until the daemon's queued writes are in the database."""
         assert self.daemon is not None and self.daemon.store is not None
-        return self.daemon.store
+        return self.daemon.store.wait_written(timeout)
 
     @property
     def line_state(self) -> str:
@@ -166,6 +178,7 @@ class EmulatedSite:
         return Caller(self, self.rig.phone(number, presentation))
 
     def last_call(self) -> CallRecord:
+        self.settle()
         calls = self.store.recent_calls(limit=1)
         if not calls:
             raise LookupError("no call recorded")
