@@ -577,23 +577,27 @@ class AsyncStore:
         return done
 
     def _spool_pending(self, *, final: bool) -> None:
+        """Put the entries the database has not taken into the spool (all again
+        if the spool went away, with the directory say); ``final`` at shutdown."""
         with self._cond:
+            if self._spooled and not self._spool.exists():
+                self._spooled = 0
             fresh = self._pending[self._spooled :]
-        if not fresh:
-            return
-        try:
-            self._spool.append(fresh, make_directory=final)
-        except OSError as exc:
-            self._report(spool=f"the spool {self._spool.path} cannot be written: {exc}")
-            if final:
-                logger.error(
-                    "store: {} record(s) could not be saved at shutdown and are lost", len(fresh)
-                )
-            return
-        with self._cond:
-            self._spooled += len(fresh)
-        self._spool_problem = None
-        if final:
+        if fresh:
+            try:
+                self._spool.append(fresh, make_directory=final)
+            except OSError as exc:
+                self._report(spool=f"the spool {self._spool.path} cannot be written: {exc}")
+                if final:
+                    logger.error(
+                        "store: {} record(s) could not be saved at shutdown and are lost",
+                        len(fresh),
+                    )
+                return
+            with self._cond:
+                self._spooled += len(fresh)
+            self._spool_problem = None
+        if final and self._spooled:
             logger.warning(
                 "store: {} record(s) kept in {} for the next start", self._spooled, self._spool.path
             )

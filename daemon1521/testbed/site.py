@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +75,7 @@ class EmulatedSite:
         ears: Ears | None = None,
         lines: int = 1,
         personalities: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if ears is None:
             if prompts is None:
@@ -96,6 +97,8 @@ class EmulatedSite:
             ivr=settings or IvrSettings(),
             control=ControlConfig(socket=scratch / "control.sock"),
         )
+        self.env = env
+        """The daemon's environment (NOTIFY_SOCKET, WATCHDOG_USEC); None: no systemd."""
         self.daemon: Daemon | None = None
         self._records: Store | None = None
         self._closed = False
@@ -109,8 +112,13 @@ class EmulatedSite:
                     zip(self.rig.modems, self.rig.personalities, strict=True)
                 )
             ]
+            notifier = Notifier(None) if self.env is None else Notifier.from_env(self.env)
             self.daemon = Daemon(
-                self.config, time_scale=self.speed, lines=lines, notifier=Notifier(None)
+                self.config,
+                time_scale=self.speed,
+                lines=lines,
+                notifier=notifier,
+                env=self.env if self.env is not None else {},
             )
             await self.daemon.start()
             self._records = Store.open(self.config.store)
