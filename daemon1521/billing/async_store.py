@@ -512,8 +512,8 @@ class AsyncStore:
             return
         if identity is None:
             self._report(
-                db=f"the database file {self.path} is gone (deleted, or its directory);"
-                " records are kept queued until it is back"
+                db=f"the database file {self.path} is gone (deleted, or its directory):"
+                " records are kept queued until it is back, and saved beside it at shutdown"
             )
             return
         logger.warning("store: {} was replaced; reopening it", self.path)
@@ -579,6 +579,8 @@ class AsyncStore:
     def _spool_pending(self, *, final: bool) -> None:
         """Put the entries the database has not taken into the spool (all again
         if the spool went away, with the directory say); ``final`` at shutdown."""
+        if not final and not self._spool.path.parent.is_dir():
+            return  # the directory is gone: kept in memory until it is back, or shutdown
         with self._cond:
             if self._spooled and not self._spool.exists():
                 self._spooled = 0
