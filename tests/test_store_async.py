@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.ids import make_bill_id, make_payment_id
@@ -213,3 +214,36 @@ async def test_writes_refuse_clear_cards_and_bad_fields(db_path: Path) -> None:
             store.update_call(call_id, pin="1234")
         with pytest.raises(ValueError, match="clear"):
             store.remember_card(CALLER, b"6221061234561234", MASKED)
+
+
+async def test_a_full_disk_queues_writes_and_says_so_once(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon1521.billing import journal
+
+    real_apply = journal.apply
+    full = True
+    messages: list[str] = []
+
+    def apply(db, entry):  # type: ignore[no-untyped-def]
+        if full:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_apply(db, entry)
+
+    monkeypatch.setattr(journal, "apply", apply)
+    sink = logger.add(messages.append, format="{message}", level="WARNING")
+    try:
+        async with await AsyncStore.open(db_path, **FAST) as store:
+            call_id = a_call(store)
+            assert not await store.flush(0.5)  # several attempts by now
+            problem = store.health().problem
+            assert problem is not None and "disk is full" in problem
+            assert (await store.get_bill(BILL)) is not None
+            full = False
+            assert await store.flush(5)
+            record = await store.get_call(call_id)
+            assert record is not None and record.outcome == "not_paid"
+            assert store.health().problem is None
+    finally:
+        logger.remove(sink)
+    assert sum("disk is full" in m for m in messages) == 1

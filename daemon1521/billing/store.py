@@ -291,8 +291,10 @@ def _caller(caller: str | None) -> str:
 
 class Store:
     """All persistent state of the daemon. Open with :meth:`open`; every
-    method is one short transaction, quick enough to call from the event
-    loop. One caller at a time: the event loop, or a single worker thread."""
+    method is one short transaction, which may still wait seconds for
+    another process's lock or a slow disk: the CLI uses it directly, the
+    daemon through :class:`~daemon1521.billing.async_store.AsyncStore`, whose
+    threads own one Store each. One caller at a time."""
 
     def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime]) -> None:
         self.db = db
