@@ -23,16 +23,17 @@ def test_a_store_problem_is_one_line_under_the_table() -> None:
                 "ok": False,
                 "problem": "cannot write to the database: database is locked",
                 "queued": 12,
-                "spooled": True,
+                "spooled": 9,
             }
         )
     )
     (line,) = [text for text in shown.splitlines() if text.startswith("STORE:")]
     assert line == (
-        "STORE: cannot write to the database: database is locked (12 record(s) queued, spooled)"
+        "STORE: cannot write to the database: database is locked"
+        " (12 record(s) queued, 9 in the spool)"
     )
 
 
 def test_a_healthy_store_adds_nothing() -> None:
-    shown = render(reply({"ok": True, "problem": None, "queued": 0, "spooled": False}))
+    shown = render(reply({"ok": True, "problem": None, "queued": 0, "spooled": 0}))
     assert "STORE" not in shown and shown.endswith("3 call(s) today")

@@ -100,8 +100,8 @@ class StoreHealth:
     since: datetime | None
     queued: int
     """Records waiting to be written."""
-    spooled: bool
-    """Whether some of them are in the spool file (safe across a restart)."""
+    spooled: int
+    """How many of them are in the spool file (safe across a restart)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -266,7 +266,7 @@ class AsyncStore:
     def health(self) -> StoreHealth:
         with self._cond:
             queued = len(self._incoming) + len(self._pending)
-            spooled = self._spooled > 0
+            spooled = self._spooled
         return StoreHealth(self._problem, self._problem_since, queued, spooled)
 
     @property
@@ -488,6 +488,8 @@ class AsyncStore:
                 self._incoming.clear()
                 stopping = self._stopping
             self._check_file()
+            if self._pending and self._problem is not None:
+                self._spool_pending(final=False)  # safe on disk before the next wait
             due = self._problem is None or time.monotonic() >= self._retry_at
             if self._pending and due and not self._write_pending():
                 self._retry_at = time.monotonic() + self._retry_interval
