@@ -247,3 +247,31 @@ async def test_a_full_disk_queues_writes_and_says_so_once(
     finally:
         logger.remove(sink)
     assert sum("disk is full" in m for m in messages) == 1
+
+
+async def test_a_writer_bug_is_reported_and_the_writes_go_on(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon1521.billing import journal
+
+    real_apply = journal.apply
+    failures = [RuntimeError("a bug")]
+
+    def apply(db, entry):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        real_apply(db, entry)
+
+    monkeypatch.setattr(journal, "apply", apply)
+    messages: list[str] = []
+    sink = logger.add(messages.append, format="{message}", level="WARNING")
+    try:
+        async with await AsyncStore.open(db_path, **FAST) as store:
+            call_id = a_call(store)
+            assert await store.flush(5)
+            record = await store.get_call(call_id)
+            assert record is not None and record.outcome == "not_paid"
+            assert store.health().problem is None
+    finally:
+        logger.remove(sink)
+    assert sum("the writer failed: RuntimeError: a bug" in m for m in messages) == 1

@@ -478,34 +478,52 @@ class AsyncStore:
 
     def _write_loop(self) -> None:
         while True:
-            with self._cond:
-                if not self._incoming and not self._stopping:
-                    wait = self._check_interval
-                    if self._pending:
-                        wait = max(0.0, self._retry_at - time.monotonic())
-                    self._cond.wait(wait)
-                self._pending.extend(self._incoming)
-                self._incoming.clear()
-                stopping = self._stopping
-            self._check_file()
-            if self._pending and self._problem is not None:
-                self._spool_pending(final=False)  # safe on disk before the next wait
-            due = self._problem is None or time.monotonic() >= self._retry_at
-            if self._pending and due and not self._write_pending():
+            try:
+                stopping = self._write_cycle()
+            except Exception as exc:  # a bug here must not stop every later write
+                problem = f"the writer failed: {type(exc).__name__}: {exc}"
+                if problem != self._db_problem:
+                    logger.opt(exception=exc).error("store: writer error")
+                self._report(db=problem)
                 self._retry_at = time.monotonic() + self._retry_interval
-            if self._pending:
-                self._spool_pending(final=stopping)
-            with self._cond:
-                settled = not self._pending and not self._incoming
-                self._cond.notify_all()
-            if settled and self._settle_waiters and self._loop is not None:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    self._loop.call_soon_threadsafe(self._wake_settled)
+                stopping = self._stopping
+                if stopping:
+                    with contextlib.suppress(Exception):
+                        self._spool_pending(final=True)
+                else:
+                    time.sleep(self._retry_interval)
             if stopping:
                 break
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def _write_cycle(self) -> bool:
+        """Wait for entries (or a retry), write or spool them; True once stopping."""
+        with self._cond:
+            if not self._incoming and not self._stopping:
+                wait = self._check_interval
+                if self._pending:
+                    wait = max(0.0, self._retry_at - time.monotonic())
+                self._cond.wait(wait)
+            self._pending.extend(self._incoming)
+            self._incoming.clear()
+            stopping = self._stopping
+        self._check_file()
+        if self._pending and self._problem is not None:
+            self._spool_pending(final=False)  # safe on disk before the next wait
+        due = self._problem is None or time.monotonic() >= self._retry_at
+        if self._pending and due and not self._write_pending():
+            self._retry_at = time.monotonic() + self._retry_interval
+        if self._pending:
+            self._spool_pending(final=stopping)
+        with self._cond:
+            settled = not self._pending and not self._incoming
+            self._cond.notify_all()
+        if settled and self._settle_waiters and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._wake_settled)
+        return stopping
 
     def _check_file(self) -> None:
         """Notice the database file deleted or replaced under us."""
