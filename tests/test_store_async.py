@@ -275,3 +275,28 @@ async def test_a_writer_bug_is_reported_and_the_writes_go_on(
     finally:
         logger.remove(sink)
     assert sum("the writer failed: RuntimeError: a bug" in m for m in messages) == 1
+
+
+async def test_a_damaged_spool_loses_only_its_bad_lines(db_path: Path) -> None:
+    import msgspec
+
+    from daemon1521.billing import journal
+
+    good = journal.OpenCall(50, "line1", CALLER, "2026-01-01T10:00:00.000000+00:00")
+    bad = journal.UpdateCall(50, {"pin": "1234"})
+    closed = journal.CloseCall(50, "no_debt", None, "2026-01-01T10:01:00.000000+00:00")
+    lines = [msgspec.json.encode(e) for e in (good, bad)] + [b'{"type": "open_call", "cal']
+    lines.insert(2, msgspec.json.encode(closed))
+    spool_path(db_path).write_bytes(b"\n".join(lines) + b"\n")
+    messages: list[str] = []
+    sink = logger.add(messages.append, format="{message}", level="WARNING")
+    try:
+        async with await AsyncStore.open(db_path, **FAST) as store:
+            record = await store.get_call(50)
+            assert record is not None and record.outcome == "no_debt"
+            assert store.open_call("line1", None) == 51
+    finally:
+        logger.remove(sink)
+    assert not spool_path(db_path).exists()
+    assert sum("line 4 skipped" in m for m in messages) == 1
+    assert sum("UpdateCall (call 50) dropped" in m for m in messages) == 1

@@ -568,13 +568,14 @@ class AsyncStore:
                 return False
         with self._cond:
             del self._pending[: len(batch)]
-            if self._pending:
+            if self._pending:  # stopped part way: the rest stays, as spooled as it was
+                self._spooled = max(0, self._spooled - len(batch))
                 return False
             spooled, self._spooled = self._spooled, 0
         if spooled:
             self._spool.remove()
         if self._problem is not None:
-            logger.info("store: writing again; queued records written")
+            logger.info("store: writing again; {} queued record(s) written", len(batch))
         self._db_problem = self._spool_problem = self._problem = self._problem_since = None
         return True
 
