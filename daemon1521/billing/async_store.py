@@ -136,8 +136,12 @@ class AsyncStore:
         write_wait: float = WRITE_WAIT,
         retry_interval: float = RETRY_INTERVAL,
         check_interval: float = CHECK_INTERVAL,
+        on_problem: Callable[[str | None], None] | None = None,
     ) -> None:
+        """``on_problem`` is called on the event loop when the problem changes
+        (None once writes go through again)."""
         self.path = Path(path)
+        self._on_problem = on_problem
         self._now = now or _utcnow
         self._write_wait = write_wait
         self._retry_interval = retry_interval
@@ -576,7 +580,8 @@ class AsyncStore:
             self._spool.remove()
         if self._problem is not None:
             logger.info("store: writing again; {} queued record(s) written", len(batch))
-        self._db_problem = self._spool_problem = self._problem = self._problem_since = None
+            self._db_problem = self._spool_problem = self._problem = self._problem_since = None
+            self._tell(None)
         return True
 
     def _write_one_by_one(self, writer: Store, batch: list[Entry]) -> list[Entry]:
@@ -638,3 +643,9 @@ class AsyncStore:
             self._problem_since = self._now()
         self._problem = problem
         logger.error("store: {}", problem)
+        self._tell(problem)
+
+    def _tell(self, problem: str | None) -> None:
+        if self._on_problem is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(self._on_problem, problem)

@@ -135,7 +135,7 @@ class Daemon:
         except ProfileError as exc:
             raise StartupError(f"firmware profiles: {exc}") from None
         try:
-            self.store = await AsyncStore.open(config.store)
+            self.store = await AsyncStore.open(config.store, on_problem=self._store_changed)
         except StoreUnavailable as exc:
             raise StartupError(str(exc)) from None
         try:
@@ -448,7 +448,17 @@ class Daemon:
 
     def _lines_changed(self) -> None:
         if self.supervisor is not None and not self.stop_requested.is_set():
-            self.notifier.status(self.supervisor.status_text())
+            self.notifier.status(self._status_line())
+
+    def _store_changed(self, problem: str | None) -> None:
+        self._lines_changed()
+
+    def _status_line(self) -> str:
+        """systemd's STATUS=: the lines, and the store's problem if it has one."""
+        assert self.supervisor is not None
+        text = self.supervisor.status_text()
+        problem = self.store.problem if self.store is not None else None
+        return f"{text}; store: {problem}" if problem else text
 
 
 def _midnight() -> datetime:

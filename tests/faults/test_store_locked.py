@@ -234,6 +234,11 @@ async def test_two_calls_under_a_10s_write_lock_hear_whole_prompts_and_the_watch
         assert max(gaps) < WATCHDOG_USEC / 1e6, f"longest gap between pings: {max(gaps):.2f} s"
         stalls = [m for m in log.between(*held) if "event loop stalled" in m]
         assert not stalls, f"{stalls} (and {log.lines})"
+        # systemctl status: the problem while it lasts
+        statuses = [m["STATUS"] for m in pings.messages if "STATUS" in m]
+        locked = [i for i, text in enumerate(statuses) if "store: cannot write" in text]
+        assert locked, statuses
+        assert any("store:" not in text for text in statuses[locked[0] :]), statuses
         # the logs' side: one line when the lock began, none per write
         assert log.count("store: cannot write to the database: database is locked") == 1
         assert log.count("Traceback") == 0
