@@ -27,6 +27,12 @@ Problems show as one log line when they start and one when they end, and in
 At start-up the records of calls a previous run left open (killed mid-call)
 are closed as ``interrupted``.
 
+Limits: entries reach the spool only once a write has failed, so a kill in
+the first :data:`WRITE_WAIT` of an outage loses what came in meanwhile; and
+queued entries stay in memory as well until written (a few hundred bytes
+each: a whole day's outage with 128 busy lines would hold a few hundred
+megabytes).
+
 Ids are allocated here (the highest in the database plus one), so that a
 queued call has its id before it is written; the daemon is the only process
 that writes calls and payments. This is also the seam for a server database:
