@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.ids import make_bill_id, make_payment_id
-from daemon1521.billing.store import Store
+from daemon1521.billing.store import CallRecord, Store
 from daemon1521.ivr.attendant import Attendant, serve_line
 from daemon1521.ivr.flow1521 import Flow1521
 from daemon1521.ivr.settings import IvrSettings
@@ -30,7 +31,7 @@ def incoming(number: str | None = "02133445566") -> IncomingCall:
 class FakeModem:
     """Rings with the queued calls, then waits for ever; each call is a FakeLine."""
 
-    def __init__(self, calls: list[tuple[IncomingCall, FakeLine]], time_scale: float = 1e6):
+    def __init__(self, calls: list[tuple[IncomingCall, FakeLine]], time_scale: float = 100.0):
         self.calls = deque(calls)
         self.time_scale = time_scale
         self.state = "idle"
@@ -82,12 +83,19 @@ class SlowLine(FakeLine):
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+async def store(tmp_path: Path):
     with Store.open(tmp_path / "calls.db") as db:
         db.upsert_bills(
             [{"bill_id": BILL, "payment_id": make_payment_id(BILL, 0, 4, 12), "amount_rials": 0}]
         )
-        yield db
+    async with await AsyncStore.open(tmp_path / "calls.db") as live:
+        yield live
+
+
+async def recorded(store: AsyncStore) -> list[CallRecord]:
+    """The call records, once the store's queued writes are in."""
+    assert await store.flush(5)
+    return await store.recent_calls()
 
 
 def zero_debt_call() -> FakeLine:
@@ -114,12 +122,12 @@ async def serve_until(attendant: Attendant, calls: int) -> None:
         await asyncio.wait_for(task, 5)
 
 
-async def test_calls_are_answered_recorded_and_hung_up(store: Store) -> None:
+async def test_calls_are_answered_recorded_and_hung_up(store: AsyncStore) -> None:
     modem = FakeModem([(incoming(), zero_debt_call()), (incoming(None), zero_debt_call())])
     attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line7")
     await serve_until(attendant, 2)
     assert (modem.answered, modem.hung_up) == (2, 2)
-    second, first = store.recent_calls()
+    second, first = await recorded(store)
     assert first.line == "line7" and first.caller_number == "02133445566"
     assert second.caller_number is None
     for record in (first, second):
@@ -130,7 +138,7 @@ async def test_calls_are_answered_recorded_and_hung_up(store: Store) -> None:
 
 
 async def test_a_failing_flow_does_not_stop_the_line(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: AsyncStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failures = [RuntimeError("a bug")]
     real_ask = Flow1521.ask_bill
@@ -144,36 +152,37 @@ async def test_a_failing_flow_does_not_stop_the_line(
     modem = FakeModem([(incoming(), zero_debt_call()), (incoming(), zero_debt_call())])
     attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
     await serve_until(attendant, 2)
-    second, first = store.recent_calls()
+    second, first = await recorded(store)
     assert (first.outcome, first.last_state) == ("error", "ask_bill")
     assert first.reason == "flow error: RuntimeError" and first.ended_at is not None
     assert second.outcome == "no_debt"
     assert modem.hung_up == 2
 
 
-async def test_answer_failure_is_recorded_and_the_line_goes_on(store: Store) -> None:
+async def test_answer_failure_is_recorded_and_the_line_goes_on(store: AsyncStore) -> None:
     modem = FakeModem([(incoming(), zero_debt_call())])
     modem.fail_answer = NotResponding("modem stopped answering")
     attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
     await serve_until(attendant, 1)
-    (record,) = store.recent_calls()
+    (record,) = await recorded(store)
     assert record.outcome == "error" and "modem failed" in (record.reason or "")
     assert record.answered_at is None and modem.hung_up == 1
 
 
-async def test_call_length_cap_ends_a_call(store: Store) -> None:
+async def test_call_length_cap_ends_a_call(store: AsyncStore) -> None:
     settings = IvrSettings(max_call_seconds=30, first_digit_timeout=20)
     modem = FakeModem([(incoming(), SlowLine())], time_scale=1000)
     attendant = Attendant(modem, store, NamePrompts(), settings, "line1")
     await serve_until(attendant, 1)
-    (record,) = store.recent_calls()
+    (record,) = await recorded(store)
     assert (record.outcome, record.last_state) == ("hung_up", "ask_bill")
     assert record.reason == "call length limit reached"
     assert modem.hung_up == 1
 
 
-async def test_store_down_at_the_ring_still_answers(store: Store) -> None:
-    store.db.execute("DROP TABLE calls")
+async def test_store_down_at_the_ring_still_answers(store: AsyncStore) -> None:
+    with Store.open(store.path) as db:
+        db.db.execute("DROP TABLE calls")
     modem = FakeModem([(incoming(), zero_debt_call())])
     attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
     await serve_until(attendant, 1)
@@ -181,16 +190,16 @@ async def test_store_down_at_the_ring_still_answers(store: Store) -> None:
     assert attendant.last is not None and attendant.last.outcome == "no_debt"
 
 
-async def test_a_modem_left_down_ends_the_loop_for_the_supervisor(store: Store) -> None:
+async def test_a_modem_left_down_ends_the_loop_for_the_supervisor(store: AsyncStore) -> None:
     modem = FakeModem([(incoming(), zero_debt_call())])
     modem.down_after_call = True
     with pytest.raises(PortError):
         await serve_line(modem, store, NamePrompts(), IvrSettings(), "line1")
-    (record,) = store.recent_calls()
+    (record,) = await recorded(store)
     assert record.outcome == "no_debt"
 
 
-async def test_stop_while_idle_returns(store: Store) -> None:
+async def test_stop_while_idle_returns(store: AsyncStore) -> None:
     modem = FakeModem([])
     stop = asyncio.Event()
     task = asyncio.create_task(serve_line(modem, store, NamePrompts(), IvrSettings(), "l", stop))
@@ -200,7 +209,7 @@ async def test_stop_while_idle_returns(store: Store) -> None:
     assert modem.answered == 0
 
 
-async def test_cancelled_mid_call_hangs_up_and_closes_the_record(store: Store) -> None:
+async def test_cancelled_mid_call_hangs_up_and_closes_the_record(store: AsyncStore) -> None:
     modem = FakeModem([(incoming(), SlowLine())], time_scale=10)
     attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
     task = asyncio.create_task(attendant.serve())
@@ -209,6 +218,6 @@ async def test_cancelled_mid_call_hangs_up_and_closes_the_record(store: Store) -
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    (record,) = store.recent_calls()
+    (record,) = await recorded(store)
     assert record.outcome == "error" and "stopped" in (record.reason or "")
     assert modem.hung_up == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon1521.audio.say_fa import say_amount, say_digits
+from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.ids import bill_id_groups, make_bill_id, make_payment_id
 from daemon1521.billing.store import CallRecord, Store
 from daemon1521.ivr.flow1521 import Flow1521, FlowResult, State
@@ -61,14 +62,19 @@ async def run(
     caller: str | None = CALLER,
     settings: IvrSettings | None = None,
 ) -> tuple[FlowResult, CallRecord]:
-    call_id = store.open_call("line1", caller)
-    flow = Flow1521.on_line(
-        line, NamePrompts(), store, settings or IvrSettings(), call_id=call_id, caller=caller
-    )
-    result = await flow.run()
+    async with await AsyncStore.open(store_path(store)) as live:
+        call_id = live.open_call("line1", caller)
+        flow = Flow1521.on_line(
+            line, NamePrompts(), live, settings or IvrSettings(), call_id=call_id, caller=caller
+        )
+        result = await flow.run()
     record = store.get_call(call_id)
     assert record is not None
     return result, record
+
+
+def store_path(store: Store) -> str:
+    return store.db.execute("PRAGMA database_list").fetchone()[2]
 
 
 def read_back(bill: str) -> list[str]:
@@ -480,8 +486,9 @@ async def test_modem_failure_closes_the_record_as_error(store: Store) -> None:
 
 async def test_flow_runs_without_a_call_record(store: Store) -> None:
     line = FakeLine(answers={"ask_bill_id": [ZERO_BILL + "#"], "bill_entered_confirm": ["1"]})
-    flow = Flow1521.on_line(line, NamePrompts(), store, IvrSettings(), call_id=None, caller=None)
-    result = await flow.run()
+    async with await AsyncStore.open(store_path(store)) as live:
+        flow = Flow1521.on_line(line, NamePrompts(), live, IvrSettings(), call_id=None, caller=None)
+        result = await flow.run()
     assert result.outcome == "no_debt" and store.recent_calls() == []
 
 

@@ -21,7 +21,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -80,6 +80,7 @@ class CallOutcome(StrEnum):
     BANK_UNREACHABLE = "bank_unreachable"
     SERVICE_UNAVAILABLE = "service_unavailable"
     ERROR = "error"
+    INTERRUPTED = "interrupted"  # the daemon stopped (killed, crashed) during the call
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,16 @@ class PaymentRecord:
     tracking: str | None
     started_at: datetime
     ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CallCounts:
+    """How many calls started since a moment: in all, by outcome (``in_progress``
+    while open) and by line."""
+
+    total: int = 0
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+    lines: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -280,8 +291,10 @@ def _caller(caller: str | None) -> str:
 
 class Store:
     """All persistent state of the daemon. Open with :meth:`open`; every
-    method is one short transaction, quick enough to call from the event
-    loop. One caller at a time: the event loop, or a single worker thread."""
+    method is one short transaction, which may still wait seconds for
+    another process's lock or a slow disk: the CLI uses it directly, the
+    daemon through :class:`~daemon1521.billing.async_store.AsyncStore`, whose
+    threads own one Store each. One caller at a time."""
 
     def __init__(self, db: sqlite_utils.Database, now: Callable[[], datetime]) -> None:
         self.db = db
@@ -351,6 +364,18 @@ class Store:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction, for a batch of writes that must land together
+        (:mod:`daemon1521.billing.journal`); SQLite errors as StoreUnavailable."""
+        with self._transaction() as db:
+            yield db
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long a write waits for another process's write from now on."""
+        with self._guard() as db:
+            db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
 
     def _stamp(self) -> str:
         return _iso(self._now())
@@ -542,6 +567,39 @@ class Store:
             if db.execute("SELECT 1 FROM calls WHERE id = ?", (call_id,)).fetchone() is None:
                 raise KeyError(f"no call {call_id}")
         return False
+
+    def close_interrupted(self, reason: str) -> int:
+        """Close every call record still open: at start-up they belong to a run
+        that ended without closing them (killed, crashed, power lost). Returns
+        how many were closed, as ``interrupted``."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE calls SET ended_at = ?, outcome = ?, reason = ? WHERE outcome IS NULL",
+                (self._stamp(), str(CallOutcome.INTERRUPTED), reason),
+            )
+        return cursor.rowcount
+
+    def last_ids(self) -> tuple[int, int]:
+        """The highest call and payment ids in use (0 when none)."""
+        with self._guard() as db:
+            calls = db.execute("SELECT coalesce(max(id), 0) FROM calls").fetchone()[0]
+            payments = db.execute("SELECT coalesce(max(id), 0) FROM payments").fetchone()[0]
+        return int(calls), int(payments)
+
+    def count_calls(self, since: datetime) -> CallCounts:
+        """Calls started at or after ``since``, counted in the database (no limit)."""
+        with self._guard() as db:
+            rows = db.execute(
+                "SELECT line, coalesce(outcome, 'in_progress'), count(*) FROM calls"
+                " WHERE started_at >= ? GROUP BY 1, 2",
+                (_iso(since),),
+            ).fetchall()
+        outcomes: dict[str, int] = {}
+        lines: dict[str, int] = {}
+        for line, outcome, count in rows:
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+            lines[line] = lines.get(line, 0) + count
+        return CallCounts(sum(lines.values()), outcomes, lines)
 
     def get_call(self, call_id: int) -> CallRecord | None:
         with self._guard() as db:

@@ -60,4 +60,8 @@ def render(reply: dict[str, Any]) -> str:
     headers = ["LINE", "STATE", "CALLER", "FLOW", "MODEM", "FIRMWARE", "TODAY", "LAST ERROR"]
     totals = reply.get("totals", {})
     footer = f"{reply.get('status', '')}; {totals.get('calls_today', 0)} call(s) today"
+    store = reply.get("store") or {}
+    if store.get("problem"):
+        saved = f", {store['spooled']} in the spool" if store.get("spooled") else ""
+        footer += f"\nSTORE: {store['problem']} ({store.get('queued', 0)} record(s) queued{saved})"
     return f"{table(headers, rows)}\n\n{footer}"

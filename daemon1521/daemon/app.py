@@ -27,7 +27,8 @@ from loguru import logger
 
 from daemon1521 import __version__
 from daemon1521.audio.prompts import PromptCatalog, PromptError, PromptLibrary
-from daemon1521.billing.store import Store, StoreUnavailable
+from daemon1521.billing.async_store import AsyncStore
+from daemon1521.billing.store import CallCounts, StoreUnavailable
 from daemon1521.config import Config, ConfigError, LineConfig, load_config
 from daemon1521.daemon.control import ControlServer, ControlSocketError, RequestError
 from daemon1521.daemon.notify import Notifier, watchdog_interval, watchdog_loop
@@ -50,6 +51,8 @@ READY_WAIT = 120.0
 STOP_MARGIN = 15.0
 """Seconds beyond the drain asked of systemd, for closing ports and the store."""
 MAX_CALLS_LISTED = 1000
+RECORDS_SETTLE = 1.0
+"""Real seconds a listing waits for records just queued to be written."""
 
 
 class StartupError(Exception):
@@ -112,7 +115,7 @@ class Daemon:
         self.env = env if env is not None else os.environ
         self.supervisor: Supervisor | None = None
         self.control: ControlServer | None = None
-        self.store: Store | None = None
+        self.store: AsyncStore | None = None
         self.started_at = datetime.now(UTC)
         self.stop_requested = asyncio.Event()
         self.cut_calls = asyncio.Event()
@@ -132,7 +135,7 @@ class Daemon:
         except ProfileError as exc:
             raise StartupError(f"firmware profiles: {exc}") from None
         try:
-            self.store = Store.open(config.store)
+            self.store = await AsyncStore.open(config.store, on_problem=self._store_changed)
         except StoreUnavailable as exc:
             raise StartupError(str(exc)) from None
         try:
@@ -152,7 +155,7 @@ class Daemon:
             )
             await self.control.start()
         except (ControlSocketError, StartupError) as exc:
-            self.store.close()
+            await self.store.close()
             self.store = None
             raise StartupError(str(exc)) from None
         logger.info(
@@ -214,7 +217,7 @@ class Daemon:
         if self.control is not None:
             await self.control.close()
         if self.store is not None:
-            self.store.close()
+            await self.store.close()
             self.store = None
         logger.info("stopped{}", "" if finished else " (calls were cut)")
         self.notifier.close()
@@ -341,13 +344,37 @@ class Daemon:
         supervisor = self._sup()
         lines = supervisor.snapshot()
         totals: dict[str, Any] = {"lines": len(lines), **supervisor.counts()}
-        totals["calls_today"] = sum(line["calls_today"] for line in lines)
+        counts = await self._counts_today()
+        if counts is not None:  # the records, as ``stats`` counts them
+            for line in lines:
+                line["calls_today"] = counts.lines.get(line["name"], 0)
+            totals["calls_today"] = counts.total
+        else:
+            totals["calls_today"] = sum(line["calls_today"] for line in lines)
         return {
             "daemon": self._daemon_info(),
             "status": supervisor.status_text(),
             "lines": lines,
             "totals": totals,
+            "store": self._store_health(),
         }
+
+    def _store_health(self) -> dict[str, Any]:
+        if self.store is None:
+            return {"ok": False, "problem": "the store is not open", "queued": 0}
+        return self.store.health().as_dict()
+
+    async def _counts_today(self) -> CallCounts | None:
+        """Today's calls in the records (and queued for them); None when unreadable."""
+        if self.store is None:
+            return None
+        if self.store.problem is None:
+            await self.store.flush(RECORDS_SETTLE)
+        try:
+            return await self.store.count_calls(_midnight())
+        except StoreUnavailable as exc:
+            logger.warning("status: the call records cannot be counted: {}", exc)
+            return None
 
     async def _line_action(self, request: Mapping[str, Any]) -> dict[str, Any]:
         supervisor = self._sup()
@@ -380,29 +407,26 @@ class Daemon:
         ):
             raise RequestError("bad_request", f"limit must be 1 to {MAX_CALLS_LISTED}")
         line = request.get("line")
-        records = self._records(since, limit if line is None else MAX_CALLS_LISTED)
+        records = await self._records(since, limit if line is None else MAX_CALLS_LISTED)
         if line is not None:
             records = [r for r in records if r.line == line][:limit]
         return {"calls": [call_record(r) for r in records]}
 
     async def _stats(self, request: Mapping[str, Any]) -> dict[str, Any]:
         supervisor = self._sup()
-        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-        today = self._records(midnight.astimezone(UTC), MAX_CALLS_LISTED)
-        outcomes: dict[str, int] = {}
-        for record in today:
-            key = record.outcome or "in_progress"
-            outcomes[key] = outcomes.get(key, 0) + 1
+        today = await self._counts_today()
+        if today is None:
+            raise RequestError("store_unavailable", "the call store cannot be read now")
         return {
             "daemon": self._daemon_info(),
             "stats": {
                 "calls_since_start": sum(line.calls_total for line in supervisor.lines),
-                "calls_today": len(today),
-                "outcomes_today": outcomes,
+                "calls_today": today.total,
+                "outcomes_today": dict(today.outcomes),
                 "lines": {
                     line.name: {
                         "state": line.state,
-                        "calls_today": line.calls_today,
+                        "calls_today": today.lines.get(line.name, 0),
                         "calls_since_start": line.calls_total,
                         "failures": line.failures,
                     }
@@ -412,17 +436,35 @@ class Daemon:
             },
         }
 
-    def _records(self, since: datetime | None, limit: int) -> list[Any]:
+    async def _records(self, since: datetime | None, limit: int) -> list[Any]:
         if self.store is None:
             raise RequestError("store_unavailable", "the store is not open")
+        if self.store.problem is None:  # the records of calls just ended, unless writes wait
+            await self.store.flush(RECORDS_SETTLE)
         try:
-            return self.store.recent_calls(since=since, limit=limit)
+            return await self.store.recent_calls(since=since, limit=limit)
         except StoreUnavailable:
             raise RequestError("store_unavailable", "the call store cannot be read now") from None
 
     def _lines_changed(self) -> None:
         if self.supervisor is not None and not self.stop_requested.is_set():
-            self.notifier.status(self.supervisor.status_text())
+            self.notifier.status(self._status_line())
+
+    def _store_changed(self, problem: str | None) -> None:
+        self._lines_changed()
+
+    def _status_line(self) -> str:
+        """systemd's STATUS=: the lines, and the store's problem if it has one."""
+        assert self.supervisor is not None
+        text = self.supervisor.status_text()
+        problem = self.store.problem if self.store is not None else None
+        return f"{text}; store: {problem}" if problem else text
+
+
+def _midnight() -> datetime:
+    """Today's start in local time (as UTC): what "calls today" counts from."""
+    local = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    return local.astimezone(UTC)
 
 
 def _since(value: Any) -> datetime | None:

@@ -7,6 +7,10 @@ One request per line, one reply per line, any number per connection::
     -> {"cmd": "line.busy", "line": "line2"}
     <- {"ok": false, "error": "unknown_line", "message": "no line named ..."}
 
+The status reply's ``store`` is the database's health: ``problem`` (one line,
+null when writes go through), ``queued`` records waiting to be written, and
+how many of them are ``spooled`` (safe across a restart).
+
 An ``"id"`` in a request is echoed in its reply. The socket file is mode 0660
 and group-owned (the config's ``control.group``), so operators in that group
 use the CLI without root. Nothing sensitive crosses it: replies carry masked

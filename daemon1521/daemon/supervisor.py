@@ -30,7 +30,7 @@ from typing import Any, Literal
 from loguru import logger
 
 from daemon1521.audio.prompts import PromptLibrary
-from daemon1521.billing.store import Store
+from daemon1521.billing.async_store import AsyncStore
 from daemon1521.config import LineConfig, RecoveryConfig
 from daemon1521.daemon.privacy import mask_caller
 from daemon1521.ivr.settings import IvrSettings
@@ -71,7 +71,7 @@ class Services:
     """What calls share; replaced as a whole on reload, so a call keeps the set it began with."""
 
     settings: IvrSettings
-    store: Store | None = None
+    store: AsyncStore | None = None
     prompts: PromptLibrary | None = None
 
 
@@ -90,7 +90,7 @@ class LineContext:
     label: str | None
     caller: str | None
     settings: IvrSettings
-    store: Store | None
+    store: AsyncStore | None
     prompts: PromptLibrary | None
     pool: OutboundPool
     time_scale: float = 1.0

@@ -18,7 +18,8 @@ from typing import Protocol
 
 from loguru import logger
 
-from daemon1521.billing.store import CallOutcome, Store, StoreUnavailable
+from daemon1521.billing.async_store import AsyncStore
+from daemon1521.billing.store import CallOutcome, StoreUnavailable
 from daemon1521.ivr.dialog import Line, PromptSource
 from daemon1521.ivr.flow1521 import Flow1521, FlowResult
 from daemon1521.ivr.settings import IvrSettings
@@ -49,7 +50,7 @@ class Attendant:
     def __init__(
         self,
         modem: CallModem,
-        store: Store,
+        store: AsyncStore,
         prompts: PromptSource,
         settings: IvrSettings,
         line_name: str,
@@ -211,7 +212,7 @@ class Attendant:
 
 async def serve_line(
     modem: CallModem,
-    store: Store,
+    store: AsyncStore,
     prompts: PromptSource,
     settings: IvrSettings,
     line_name: str,

@@ -21,8 +21,9 @@ from enum import StrEnum
 from loguru import logger
 
 from daemon1521.audio.say_fa import say_amount, say_digits
+from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.ids import bill_id_groups, normalize_bill_id, validate_bill_id
-from daemon1521.billing.store import Bill, CallOutcome, Store, StoreUnavailable
+from daemon1521.billing.store import Bill, CallOutcome, StoreUnavailable
 from daemon1521.ivr.dialog import (
     Answer,
     CallerHungUp,
@@ -121,7 +122,7 @@ class Flow1521:
     def __init__(
         self,
         dialog: Dialog,
-        store: Store,
+        store: AsyncStore,
         settings: IvrSettings,
         *,
         call_id: int | None,
@@ -165,7 +166,7 @@ class Flow1521:
         cls,
         line: Line,
         prompts: PromptSource,
-        store: Store,
+        store: AsyncStore,
         settings: IvrSettings,
         *,
         call_id: int | None,
@@ -293,7 +294,7 @@ class Flow1521:
         """1. Welcome; then the remembered bill if this caller has one."""
         await self.dialog.say(WELCOME)
         if self.caller is not None:
-            self.remembered = self.store.remembered_bill(self.caller)
+            self.remembered = await self.store.remembered_bill(self.caller)
         return State.REMEMBERED_BILL if self.remembered else State.ASK_BILL
 
     async def remembered_bill(self) -> State:
@@ -366,7 +367,7 @@ class Flow1521:
         assert self.bill_id is not None
         bill_id = self.bill_id
         self._record(lambda call_id: self.store.update_call(call_id, bill_id=bill_id))
-        bill = self.store.get_bill(bill_id)
+        bill = await self.store.get_bill(bill_id)
         if bill is None:
             self.not_found += 1
             logger.info("{}: bill not found ({} time(s))", self.name, self.not_found)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +75,7 @@ class EmulatedSite:
         ears: Ears | None = None,
         lines: int = 1,
         personalities: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if ears is None:
             if prompts is None:
@@ -96,7 +97,10 @@ class EmulatedSite:
             ivr=settings or IvrSettings(),
             control=ControlConfig(socket=scratch / "control.sock"),
         )
+        self.env = env
+        """The daemon's environment (NOTIFY_SOCKET, WATCHDOG_USEC); None: no systemd."""
         self.daemon: Daemon | None = None
+        self._records: Store | None = None
         self._closed = False
 
     async def __aenter__(self) -> EmulatedSite:
@@ -108,10 +112,16 @@ class EmulatedSite:
                     zip(self.rig.modems, self.rig.personalities, strict=True)
                 )
             ]
+            notifier = Notifier(None) if self.env is None else Notifier.from_env(self.env)
             self.daemon = Daemon(
-                self.config, time_scale=self.speed, lines=lines, notifier=Notifier(None)
+                self.config,
+                time_scale=self.speed,
+                lines=lines,
+                notifier=notifier,
+                env=self.env if self.env is not None else {},
             )
             await self.daemon.start()
+            self._records = Store.open(self.config.store)
             for index in range(len(lines)):
                 await self.wait_idle(line=index)
         except BaseException:
@@ -130,6 +140,9 @@ class EmulatedSite:
         if self.daemon is not None:
             await self.daemon.stop()
             self.daemon = None
+        if self._records is not None:
+            self._records.close()
+            self._records = None
         await self.rig.stop()
         self._scratch.cleanup()
 
@@ -144,8 +157,15 @@ class EmulatedSite:
 
     @property
     def store(self) -> Store:
+        """The site's own connection to the daemon's database, for a test or
+        the demo to seed and read directly (the daemon writes through its queue)."""
+        assert self._records is not None
+        return self._records
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until the daemon's queued writes are in the database."""
         assert self.daemon is not None and self.daemon.store is not None
-        return self.daemon.store
+        return self.daemon.store.wait_written(timeout)
 
     @property
     def line_state(self) -> str:
@@ -166,6 +186,7 @@ class EmulatedSite:
         return Caller(self, self.rig.phone(number, presentation))
 
     def last_call(self) -> CallRecord:
+        self.settle()
         calls = self.store.recent_calls(limit=1)
         if not calls:
             raise LookupError("no call recorded")
