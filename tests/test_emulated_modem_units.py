@@ -322,7 +322,7 @@ def test_a_personality_is_just_a_file(tmp_path: Path) -> None:
         (('ring = "text"', 'ring = "bell"'), "voice.ring"),
         (("max_length = 58", "max_length = 10"), "minimum of 40"),
         (('[parameters."+VTD"]', '[parameters."+VTDX"]'), "'+VTD' is missing"),
-        (('framing = "bare"', 'framing = "morse"'), "framing"),
+        (('framing = "wrapped"', 'framing = "morse"'), "framing"),
         (("11 = [70, 50, 255]", "11 = [20, 50, 255]"), "default outside"),
     ],
 )

@@ -20,6 +20,7 @@ from tests.cli_support import console_script, read_json_lines, stop
 
 PERSONALITIES = (
     "conexant-cx93001",
+    "conexant-cx93001-v2013",
     "usr-5637",
     "generic-v253",
     "field-quirks",
@@ -35,6 +36,13 @@ EXPECTED = {
         "V0.2002-V92",
         "u8",
         "129:adpcm",
+    ),
+    "conexant-cx93001-v2013": (
+        "conexant-cx930xx",
+        "CX93001-EIS_V0.2013-V92",
+        "V0.2013-V92",
+        "ulaw",
+        "133:pcm14",
     ),
     "usr-5637": ("usr-5637", "USR5637", "1.2.23", "ulaw", "129:s16le"),
     "generic-v253": ("generic-v253", "V253-VOICE", "1.0", "ulaw", "5:alaw"),

@@ -35,7 +35,9 @@ each with a comment naming its source):
 - ``[call_progress]``: optional detector and dialling timings;
 - ``[parameters."+X"]``: every stored extended parameter: value ranges,
   defaults, voice-only, kept or reset by ATZ, ``=?`` text;
-- ``[accepted_basic]``: basic commands taken without effect, with ranges.
+- ``[accepted_basic]``: basic commands taken without effect, with ranges;
+- ``[profile_view]`` (optional): the headings of the ``AT&V`` listing
+  (active profile, then each stored one); without it ``AT&V`` answers ERROR.
 """
 
 from __future__ import annotations
@@ -300,6 +302,14 @@ class CallProgress:
 
 
 @dataclass(frozen=True)
+class ProfileView:
+    """Headings of the ``AT&V`` listing: the active profile, then each stored one."""
+
+    active: str
+    stored: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Personality:
     """A whole chip, as loaded from its TOML file."""
 
@@ -321,6 +331,8 @@ class Personality:
     accepted_basic: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """Basic commands the chip accepts without an effect here (speaker, DTR
     handling...), with the numbers it allows."""
+    profile_view: ProfileView | None = None
+    """What ``AT&V`` lists; None: the chip answers it ERROR."""
 
 
 # --- loading -------------------------------------------------------------------------
@@ -515,6 +527,11 @@ def _build(root: _Table, source: str) -> Personality:
         if len(lo_hi) != 2 or not all(isinstance(v, int) for v in lo_hi):
             raise PersonalityError(f"accepted_basic.{key} must be [low, high]")
         accepted[key.upper()] = (lo_hi[0], lo_hi[1])
+    profile_view = None
+    if "profile_view" in root.data:
+        view_table = root.table("profile_view")
+        profile_view = ProfileView(view_table.get("active", str), view_table.strings("stored"))
+        view_table.check_unused()
     root.check_unused()
     return Personality(
         name=name,
@@ -532,6 +549,7 @@ def _build(root: _Table, source: str) -> Personality:
         parameters=parameters,
         defaults=defaults,
         accepted_basic=accepted,
+        profile_view=profile_view,
     )
 
 
