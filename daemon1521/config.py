@@ -75,6 +75,10 @@ class LineConfig:
     region: str | None = None
     rtscts: bool = False
     baudrate: int = field(default=115200, metadata=_meta("port speed", min=300, max=921600))
+    trace: str | None = field(
+        default=None,
+        metadata=_meta("file recording the dialogue with the modem, digits as *, rotated by size"),
+    )
 
 
 @dataclass(frozen=True)

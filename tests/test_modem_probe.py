@@ -111,3 +111,18 @@ def test_probe_of_a_port_with_nothing_on_it_fails_cleanly(tmp_path):
         modem, ["probe", str(tmp_path / "no-such-tty"), "--time-scale", SPEED]
     )
     assert result.exit_code == 1
+
+
+def test_probe_trace_records_the_dialogue(ptys, tmp_path):
+    trace = tmp_path / "probe.trace"
+    result = CliRunner().invoke(
+        modem,
+        ["probe", ptys["conexant-cx93001"], "--trace", str(trace), "--time-scale", SPEED],
+    )
+    assert result.exit_code == 0, result.output
+    entries = [line.split(" ", 3)[1:] for line in trace.read_text().splitlines()]
+    assert ["-", "open", ptys["conexant-cx93001"]] in entries
+    assert [">", "cmd", "ATI3"] in entries
+    assert ["<", "line", "CX93001-EIS_V0.2002-V92"] in entries
+    assert ["<", "line", "OK"] in entries
+    assert entries[-1][:2] == ["-", "close"]
