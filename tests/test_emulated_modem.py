@@ -447,6 +447,13 @@ async def test_listings_follow_each_chips_grammar(make_bed) -> None:
     )
     listing = await usr.host.command(b"AT+VSM=?")
     assert b'\r\n131,"8-BIT ULAW",(8000)\r\n' in listing
+    later = await make_bed("conexant-cx93001-v2013")
+    await later.host.command(b"ATE0+FCLASS=8")
+    listing = await later.host.command(b"AT+VSM=?")
+    assert b'\r\n131,"Mu-Law",8,0,8000,0,0\r\n132,"A-Law",8,0,8000,0,0\r\n' in listing
+    assert b'\r\n133,"14 bit PCM",14,0,8000,0,0\r\n' in listing
+    assert await later.host.command(b"AT+VSM=131,8000") == b"\r\nOK\r\n"
+    assert await later.host.command(b"AT+VSM=133,8000") == b"\r\nERROR\r\n"  # not streamed
     listing = await fq.host.command(b"AT+VSM=?")
     assert b'(131),"mu-law",(8),(0),(8000),(0),(0)' in listing  # lower-case test answers
     assert await fq.host.command(b"AT+GMI") == b"\r\n+GMI: FIELD QUIRKS\r\n\r\nOK\r\n"

@@ -354,9 +354,14 @@ async def test_vgetty_on_every_chip(tmp_path: Path) -> None:
             try:
                 for link, modem in zip(links, rig.modems, strict=True):
                     link.symlink_to(str(modem.pty_path))
-                async with asyncio.TaskGroup() as group:
-                    for index, port in enumerate(ports):
-                        group.create_task(exercise(rig, index, port, work))
+                # each chip to its end, failed or not, so that every vgetty is reaped
+                outcomes = await asyncio.gather(
+                    *(exercise(rig, index, port, work) for index, port in enumerate(ports)),
+                    return_exceptions=True,
+                )
+                for outcome in outcomes:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
             finally:
                 for link in links:
                     with contextlib.suppress(FileNotFoundError):
