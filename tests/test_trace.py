@@ -13,8 +13,8 @@ from daemon1521.config import parse_config
 from daemon1521.dsp import codecs
 from daemon1521.dsp.tones import tone
 from daemon1521.emulator.rig import wait_cancelled
-from daemon1521.modem.trace import LineTrace, TraceFile, mask_command
-from tests.voice_support import call_in, collect_keys, emulated_site
+from daemon1521.modem.trace import LineTrace, TraceFile, mask_caller_id, mask_command
+from tests.voice_support import CALLER, call_in, collect_keys, emulated_site
 
 CALLER_KEYS = "4711#"
 CARD_KEYS = "6037991234567890*#"
@@ -70,6 +70,8 @@ async def test_trace_of_a_call_holds_no_digit(personality, tmp_path):
     assert any(d == ">" and k == "audio" for d, k, _t in lines)  # the prompt, as a count
     assert any(k == "cmd" and "D" in t and "*" in t for _d, k, t in lines)  # the dial
     assert_no_key_digits(path)
+    assert CALLER not in path.read_text()  # caller ID masked as the logs mask it
+    assert any(k == "line" and "NMBR" in t for _d, k, t in lines)
 
 
 async def test_trace_of_digits_sent_to_the_bank_holds_none(tmp_path):
@@ -173,3 +175,17 @@ def test_a_line_takes_a_trace_file_in_its_config():
     )
     assert config.line("line1").trace == "/var/log/line1.trace"
     assert parse_config({"lines": {"l2": {"port": "/dev/ttyACM1"}}}).line("l2").trace is None
+
+
+@pytest.mark.parametrize(
+    ("line", "masked"),
+    [
+        ("NMBR = 09121234567", "NMBR = ***********"),
+        ("NMBR=P", "NMBR=P"),
+        ("DDN_NMBR= 1521", "DDN_NMBR= ****"),
+        ("NAME = ALI REZAEI    ", "NAME = *** ******    "),
+        ("DATE = 1203", "DATE = 1203"),
+    ],
+)
+def test_caller_id_lines_keep_their_layout_not_the_caller(line: str, masked: str) -> None:
+    assert mask_caller_id(line) == masked

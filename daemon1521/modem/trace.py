@@ -6,7 +6,8 @@ is never written, only how many bytes of it went each way. Every DTMF digit
 is written as ``*``, in both directions: the keys a caller presses (DLE
 events) are card numbers and PINs, and the digits the host makes the modem
 send (``+VTS``, dial strings, and their echo) are the same secrets passed on
-to the bank. The file is rotated by size so a trace left on in the field
+to the bank. Caller-ID numbers and names are masked as the logs mask them,
+keeping their layout. The file is rotated by size so a trace left on in the field
 cannot fill the disk.
 
 :class:`TracedPort` wraps any :class:`~daemon1521.modem.transport.Port` and
@@ -36,6 +37,7 @@ MAX_LINE = 512
 """Longest text line kept whole; a modem emitting garbage cannot grow one without end."""
 
 _SECRET_CHARS = re.compile(r"[0-9*#A-Da-d]")
+_CALLER_FIELD = re.compile(r"^(\s*(?:DDN_)?(?:NMBR|NAME)\s*=\s*)(.*)$", re.IGNORECASE)
 _DIAL_OR_VTS = re.compile(r"D|\+VTS", re.IGNORECASE)
 
 
@@ -78,6 +80,21 @@ def mask_command(text: str) -> str:
         else:
             return _SECRET_CHARS.sub("*", text)
     return "".join(out)
+
+
+def mask_caller_id(line: str) -> str:
+    """A caller-ID line with the caller's number and name hidden, its layout kept.
+
+    The number's digits become ``*`` (``P`` / ``O`` and the spacing stay, which
+    is what a chip's dialect is about); the logs show callers only masked too.
+    """
+    match = _CALLER_FIELD.match(line)
+    if match is None:
+        return line
+    field, value = match.groups()
+    if "NAME" in field.upper():
+        return field + re.sub(r"\S", "*", value)
+    return field + re.sub(r"\d", "*", value)
 
 
 def _mask(chars: list[str], start: int, end: int) -> None:
@@ -211,7 +228,7 @@ class LineTrace:
         elif side is self.host:
             masked = _SECRET_CHARS.sub("*", text)
         else:
-            masked = text
+            masked = mask_caller_id(text)
         self.file.write(side.arrow, kind, masked)
         if side is self.host:
             command = text.upper()
