@@ -30,7 +30,7 @@ each with a comment naming its source):
   is reported during ``+VRX`` (``events_during_vrx``), silence
   detection, DLE SUB, ``[voice.dtmf]`` framing, ``[voice.vts]`` limits;
 - ``[caller_id]``: separator, field order, private/unavailable values, NAME
-  width, MESG, settings it requires (Conexant ``-SCID=1``), region parameter
+  width, MESG, settings it requires besides ``+VCID=1``, region parameter
   and what each region decodes;
 - ``[call_progress]``: optional detector and dialling timings;
 - ``[parameters."+X"]``: every stored extended parameter: value ranges,
@@ -277,7 +277,7 @@ class CallerIdFormat:
     mesg: str
     requires: Mapping[str, str]
     """Parameter values that must be set for caller ID to be delivered
-    (Conexant ``-SCID=1``)."""
+    (none on the shipped chips: real CX930xx units need only ``+VCID=1``)."""
     region_parameter: str
     regions: Mapping[str, str]
     """Region parameter value -> caller-ID signalling it decodes."""
