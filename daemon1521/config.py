@@ -82,6 +82,10 @@ class LineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     region: str | None = None
     rtscts: bool = False
     baudrate: Annotated[int, msgspec.Meta(ge=300, le=921600, description="port speed")] = 115200
+    trace: Annotated[
+        str | None,
+        _doc("file recording the dialogue with the modem, digits as *, rotated by size"),
+    ] = None
 
 
 class RecoveryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

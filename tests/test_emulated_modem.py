@@ -225,7 +225,24 @@ CHIPS = {
             1,
             b" = ",
             b"\x10R",
-            (b"AT-SCID=1",),
+            (),
+            True,
+            b"",
+            b"\r\nOK\r\n",
+            True,
+            b"OK",
+            b"NO DIALTONE",
+            rb"\x10b.*\x10b",
+            False,
+        ),
+        Chip(
+            "conexant-cx93001-v2013",
+            b"56000",
+            b"CX93001-EIS_V0.2013-V92",
+            1,
+            b" = ",
+            b"\x10R",
+            (),
             True,
             b"",
             b"\r\nOK\r\n",
@@ -246,7 +263,7 @@ CHIPS = {
             False,
             b"\x10H",
             b"\x10\x03\r\nOK\r\n",
-            False,
+            True,
             b"VCON",
             b"NO DIALTONE",
             rb"\x10b.*\x10b",
@@ -423,10 +440,20 @@ async def test_listings_follow_each_chips_grammar(make_bed) -> None:
     for bed in (cx, usr, fq):
         await bed.host.command(b"ATE0+FCLASS=8")
     listing = await cx.host.command(b"AT+VSM=?")
-    assert b'\r\n1,"8-BIT LINEAR",8,0,(7200,8000,11025),(0),(0)\r\n' in listing
-    assert b"\r\n128," not in listing
+    # the CX93001's own grammar: bare numbers (issue 11, VOICE-MODEMS.md section 7)
+    assert listing == (
+        b'\r\n0,"SIGNED PCM",8,0,8000,0,0\r\n1,"UNSIGNED PCM",8,0,8000,0,0\r\n'
+        b'129,"IMA ADPCM",4,0,8000,0,0\r\n130,"UNSIGNED PCM",8,0,8000,0,0\r\n\r\nOK\r\n'
+    )
     listing = await usr.host.command(b"AT+VSM=?")
     assert b'\r\n131,"8-BIT ULAW",(8000)\r\n' in listing
+    later = await make_bed("conexant-cx93001-v2013")
+    await later.host.command(b"ATE0+FCLASS=8")
+    listing = await later.host.command(b"AT+VSM=?")
+    assert b'\r\n131,"Mu-Law",8,0,8000,0,0\r\n132,"A-Law",8,0,8000,0,0\r\n' in listing
+    assert b'\r\n133,"14 bit PCM",14,0,8000,0,0\r\n' in listing
+    assert await later.host.command(b"AT+VSM=131,8000") == b"\r\nOK\r\n"
+    assert await later.host.command(b"AT+VSM=133,8000") == b"\r\nERROR\r\n"  # not streamed
     listing = await fq.host.command(b"AT+VSM=?")
     assert b'(131),"mu-law",(8),(0),(8000),(0),(0)' in listing  # lower-case test answers
     assert await fq.host.command(b"AT+GMI") == b"\r\n+GMI: FIELD QUIRKS\r\n\r\nOK\r\n"
@@ -604,12 +631,12 @@ async def test_private_caller_id(make_bed, name: str, private: bytes, data_mode:
     await asyncio.gather(dial, return_exceptions=True)
 
 
-async def test_caller_id_needs_vcid_and_the_conexant_settings(make_bed) -> None:
+async def test_conexant_caller_id_after_vcid_alone_within_its_region(make_bed) -> None:
     bed = await make_bed("conexant-cx93001")
-    await bed.host.command(b"ATE0+FCLASS=8;+VCID=1")  # no AT-SCID=1
+    await bed.host.command(b"ATE0+FCLASS=8;+VCID=1")  # no AT-SCID=1, as vgetty sends it
     dial = await bed.incoming_call()
-    assert b"NMBR" not in await bed.host.expect(re.escape(b"\x10R"), timeout=15)
-    await bed.host.command(b"AT+VCID=0;-SCID=1")
+    await bed.host.expect(rb"NMBR = 5550001\r\n", timeout=15)
+    await bed.host.command(b"AT+VCID=0")
     await bed.caller.hang_up()
     await asyncio.wait_for(asyncio.gather(dial, return_exceptions=True), 15)
     dial = await bed.incoming_call()
@@ -618,10 +645,61 @@ async def test_caller_id_needs_vcid_and_the_conexant_settings(make_bed) -> None:
     await asyncio.wait_for(asyncio.gather(dial, return_exceptions=True), 15)
     # the region must match the line's caller-ID signalling where it is known
     bed.modem.cid_scheme = "etsi-dtmf"
-    await bed.host.command(b"AT+VCID=1;!4886=05")
+    await bed.host.command(b"AT+VCID=1")  # region 00 (Bell FSK): nothing decoded
+    dial = await bed.incoming_call()
+    assert b"NMBR" not in await bed.host.expect(re.escape(b"\x10R"), timeout=15)
+    await bed.caller.hang_up()
+    await asyncio.wait_for(asyncio.gather(dial, return_exceptions=True), 15)
+    await bed.host.command(b"AT!4886=05")
     dial = await bed.incoming_call()
     await bed.host.expect(rb"NMBR = 5550001\r\n", timeout=15)
     await bed.answer(dial)
+
+
+async def test_conexant_takes_vendor_parameters_in_a_compound_line(make_bed) -> None:
+    host = (await make_bed("conexant-cx93001")).host
+    await host.command(b"ATE0")
+    # a Dell RD02-D400 answers this line OK (issue 11)
+    assert await host.command(b"AT-SCID=1;+VCID=1;-STE=3") == b"\r\nOK\r\n"
+    assert await host.command(b"AT-STE?") == b"\r\n3\r\n\r\nOK\r\n"
+
+
+async def test_conexant_at_v_lists_the_active_and_stored_profiles(make_bed) -> None:
+    cx = (await make_bed("conexant-cx93001")).host
+    usr = (await make_bed("usr-5637")).host
+    await cx.command(b"ATE0S0=2")
+    listing = (await cx.command(b"AT&V")).decode()
+    lines = listing.split("\r\n")
+    active, stored0, stored1 = (
+        lines.index(h) for h in ("ACTIVE PROFILE:", "STORED PROFILE 0:", "STORED PROFILE 1:")
+    )
+    assert active < stored0 < stored1
+    assert lines[active + 1] == "E0 Q0 V1 X4"
+    assert "S00:002" in lines[active + 2]  # the active profile shows S0=2 ...
+    assert "S00:000" in lines[stored0 + 2]  # ... the stored one is not changed
+    assert listing.endswith("\r\nOK\r\n")
+    await usr.command(b"ATE0")
+    assert await usr.command(b"AT&V") == b"\r\nERROR\r\n"  # no source for the USR's
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_every_chip_takes_automatic_hang_up_control(make_bed, name: str) -> None:
+    host = (await make_bed(name)).host
+    await host.command(b"ATE0+FCLASS=8")
+    assert await host.command(b"AT+VNH=0") == b"\r\nOK\r\n"  # V.253; vgetty sends it
+    if name == "generic-v253":
+        assert await host.command(b"AT+VDR=1,15") == b"\r\nOK\r\n"  # V.253 distinctive ring
+
+
+async def test_usr_reports_one_press_as_slash_repeated_digit_tilde(make_bed) -> None:
+    bed = await make_bed("usr-5637")
+    await bed.voice_mode(caller_id=False)
+    dial = await bed.incoming_call()
+    await bed.answer(dial)
+    await bed.caller.press("0")
+    await bed.wait(0.3)
+    # issue 11: a USR 5637 user's host printed "000" for one press of 0
+    assert re.fullmatch(rb"\x10/(\x100)+\x10~", await bed.host.quiet(0.05))
 
 
 @pytest.mark.parametrize("name", REAL_CHIPS)

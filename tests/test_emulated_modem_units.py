@@ -336,7 +336,7 @@ def test_a_personality_is_just_a_file(tmp_path: Path) -> None:
         ),
         (('[parameters."+VTD"]', '[parameters."+VTDX"]'), "parameters.+VTD: missing"),
         (
-            ('framing = "bare"', 'framing = "morse"'),
+            ('framing = "wrapped"', 'framing = "morse"'),
             "voice.dtmf.framing: expected one of 'bare', 'wrapped', got 'morse'",
         ),
         (

@@ -21,6 +21,7 @@ from tests.cli_support import console_script, read_json_lines, stop
 
 PERSONALITIES = (
     "conexant-cx93001",
+    "conexant-cx93001-v2013",
     "usr-5637",
     "generic-v253",
     "field-quirks",
@@ -36,6 +37,13 @@ EXPECTED = {
         "V0.2002-V92",
         "u8",
         "129:adpcm",
+    ),
+    "conexant-cx93001-v2013": (
+        "conexant-cx930xx",
+        "CX93001-EIS_V0.2013-V92",
+        "V0.2013-V92",
+        "ulaw",
+        "133:pcm14",
     ),
     "usr-5637": ("usr-5637", "USR5637", "1.2.23", "ulaw", "129:s16le"),
     "generic-v253": ("generic-v253", "V253-VOICE", "1.0", "ulaw", "5:alaw"),
@@ -119,3 +127,18 @@ def test_probe_warns_of_firmware_older_than_the_profiles_minimum(ptys, tmp_path)
     assert result.exit_code == 0, result.output
     rows = dict(line.split(None, 1) for line in result.stdout.splitlines() if line.strip())
     assert rows["firmware"].startswith("1.2.23 (WARNING: older than 1.3: ")
+
+
+def test_probe_trace_records_the_dialogue(ptys, tmp_path):
+    trace = tmp_path / "probe.trace"
+    result = CliRunner().invoke(
+        modem,
+        ["probe", ptys["conexant-cx93001"], "--trace", str(trace), "--time-scale", SPEED],
+    )
+    assert result.exit_code == 0, result.output
+    entries = [line.split(" ", 3)[1:] for line in trace.read_text().splitlines()]
+    assert ["-", "open", ptys["conexant-cx93001"]] in entries
+    assert [">", "cmd", "ATI3"] in entries
+    assert ["<", "line", "CX93001-EIS_V0.2002-V92"] in entries
+    assert ["<", "line", "OK"] in entries
+    assert entries[-1][:2] == ["-", "close"]

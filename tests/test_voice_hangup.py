@@ -35,6 +35,7 @@ HANG_UP_AFTER = 1.0
 # verdict waits for the next listen.
 LISTENING = {
     "conexant-cx93001": "busy_tone",  # software: the profile trusts no chip event
+    "conexant-cx93001-v2013": "busy_tone",
     "usr-5637": "busy_tone",
     "generic-v253": "loop_break",  # DLE l
     "field-quirks": "busy_tone",  # software: the chip reports nothing
@@ -42,6 +43,7 @@ LISTENING = {
 }
 DURING_PROMPT = {
     "conexant-cx93001": None,  # busy reported only while recording
+    "conexant-cx93001-v2013": None,
     "usr-5637": "busy_tone",  # DLE b during +VTX
     "generic-v253": "loop_break",
     "field-quirks": None,
@@ -49,6 +51,7 @@ DURING_PROMPT = {
 }
 DIAL_TONE_DURING_PROMPT = {
     "conexant-cx93001": None,  # DLE d is sent, but the profile trusts no chip event
+    "conexant-cx93001-v2013": None,
     "usr-5637": None,  # false DLE d during play: ignored by its profile
     "generic-v253": "dial_tone",  # DLE d
     "field-quirks": None,

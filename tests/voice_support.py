@@ -31,6 +31,7 @@ from daemon1521.modem.voice import IncomingCall, VoiceModem
 
 PERSONALITIES = (
     "conexant-cx93001",
+    "conexant-cx93001-v2013",
     "usr-5637",
     "generic-v253",
     "field-quirks",
@@ -47,6 +48,7 @@ LOUD = 300
 # codec it chooses from the chip's +VSM=? listing.
 EXPECTED_PROFILE = {
     "conexant-cx93001": "conexant-cx930xx",
+    "conexant-cx93001-v2013": "conexant-cx930xx",
     "usr-5637": "usr-5637",
     "generic-v253": "generic-v253",
     "field-quirks": "generic-v253",
@@ -54,6 +56,7 @@ EXPECTED_PROFILE = {
 }
 EXPECTED_CODEC = {
     "conexant-cx93001": ("u8", 1),  # no G.711 on this firmware revision
+    "conexant-cx93001-v2013": ("ulaw", 131),  # V0.2013 lists Mu-Law
     "usr-5637": ("ulaw", 131),
     "generic-v253": ("ulaw", 4),
     "field-quirks": ("ulaw", 131),  # from the listing: the generic table says 4

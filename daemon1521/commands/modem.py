@@ -2,7 +2,9 @@
 
 ``probe`` is the first thing an operator runs on a new modem: which chip it
 is, which profile the driver chose and why, its firmware, its codecs and
-whether it does caller ID.
+whether it does caller ID. With ``--trace FILE`` it also records the whole
+dialogue with the modem (digits as ``*``): what an operator with an unknown
+modem sends back to us.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def modem() -> None:
 @click.option("--region", help="Caller-ID region for chips that need one (e.g. etsi_fsk).")
 @click.option("--time-scale", default=1.0, hidden=True, help="For emulated modems.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.option(
+    "--trace",
+    type=click.Path(dir_okay=False),
+    help="Record the dialogue with the modem in FILE (commands, responses, events).",
+)
 def probe(
     port: str,
     profile: str,
@@ -40,6 +47,7 @@ def probe(
     region: str | None,
     time_scale: float,
     as_json: bool,
+    trace: str | None,
 ) -> None:
     """Identify the modem on PORT and show its profile, model, firmware and codecs.
 
@@ -49,7 +57,7 @@ def probe(
     """
     try:
         profiles = load_profiles(profiles_dir)
-        info = asyncio.run(_probe(port, profile, profiles, region, time_scale))
+        info = asyncio.run(_probe(port, profile, profiles, region, time_scale, trace))
     except (ProfileError, ValueError) as exc:
         click.echo(f"daemon1521 modem probe: {exc}", err=True)
         sys.exit(2)
@@ -83,10 +91,20 @@ def _firmware_text(info: ModemInfo) -> str:
 
 
 async def _probe(
-    port: str, profile: str, profiles: list, region: str | None, time_scale: float
+    port: str,
+    profile: str,
+    profiles: list,
+    region: str | None,
+    time_scale: float,
+    trace: str | None = None,
 ) -> ModemInfo:
     modem_ = VoiceModem(
-        port, profile=profile, profiles=profiles, region=region, time_scale=time_scale
+        port,
+        profile=profile,
+        profiles=profiles,
+        region=region,
+        time_scale=time_scale,
+        trace=trace,
     )
     try:
         return await modem_.open()

@@ -654,6 +654,7 @@ class Supervisor:
             baudrate=config.baudrate,
             time_scale=self.time_scale,
             rings_to_answer=config.rings,
+            trace=config.trace,
         )
 
     # -- life cycle --------------------------------------------------------------------

@@ -51,6 +51,7 @@ from daemon1521.modem.profile import (
     load_profiles,
     parse_vsm_listing,
 )
+from daemon1521.modem.trace import TracedPort
 from daemon1521.modem.transport import Port, open_port
 
 DialResult = Literal["answered", "busy", "no_answer", "no_dialtone", "failed"]
@@ -156,6 +157,7 @@ class VoiceModem:
         rings_to_answer: int = 2,
         silence_hangup: float = 30.0,
         tone_hz: float = 425.0,
+        trace: str | Path | None = None,
     ) -> None:
         if rings_to_answer < 1:
             raise ValueError("rings_to_answer must be at least 1")
@@ -169,6 +171,8 @@ class VoiceModem:
         self.rings_to_answer = rings_to_answer
         self.silence_hangup = silence_hangup
         self.tone_hz = tone_hz
+        self.trace = trace
+        """File recording the dialogue with the modem (digits as ``*``); None: no trace."""
         self.profile: FirmwareProfile = self._named_profile("generic-v253")
         self.info: ModemInfo | None = None
         self.codec = "u8"
@@ -461,6 +465,8 @@ class VoiceModem:
 
     async def _connect(self) -> None:
         self._port = await open_port(self.url, self.baudrate, self.rtscts)
+        if self.trace is not None:
+            self._port = TracedPort(self._port, self.trace)
         self._engine = AtEngine(
             self._port, time_scale=self.time_scale, dle_sub=self.profile.capabilities.dle_sub
         )

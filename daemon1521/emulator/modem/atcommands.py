@@ -106,6 +106,7 @@ class AtCommandsMixin:
             "Z": self._cmd_reset,
             "&F": self._cmd_reset,
             "&W": self._cmd_store,
+            "&V": self._cmd_view,
             "I": self._cmd_info,
             "T": self._cmd_noop,
             "P": self._cmd_noop,
@@ -211,3 +212,32 @@ class AtCommandsMixin:
             return "ERROR"
         self._nvram = _Profile(self._e, self._v, self._q, self._x, dict(self._sregs))
         return None
+
+    def _cmd_view(self, c: Command) -> object:
+        """``AT&V``: the active profile, then each stored one (the last ones factory)."""
+        view = self.personality.profile_view
+        if view is None or self._number(c) != 0:
+            return "ERROR"
+        active = _Profile(self._e, self._v, self._q, self._x, dict(self._sregs))
+        factory = self._factory_profile()
+        stored = [self._nvram or factory] + [factory] * (len(view.stored) - 1)
+        lines: list[str] = []
+        for heading, profile in zip((view.active, *view.stored), (active, *stored), strict=True):
+            if lines:
+                lines.append("")
+            lines += [heading, *_profile_lines(profile)]
+        self._info(tuple(lines), c.key)
+        return None
+
+
+REGISTERS_PER_LINE = 10
+"""S-registers per line of an ``AT&V`` listing (as Rockwell-style chips print them)."""
+
+
+def _profile_lines(profile: _Profile) -> list[str]:
+    """One profile as ``AT&V`` prints it: the flags, then the S-registers ``S07:050``."""
+    lines = [f"E{profile.e} Q{profile.q} V{profile.v} X{profile.x}"]
+    regs = [f"S{n:02d}:{value:03d}" for n, value in sorted(profile.sregs.items())]
+    for i in range(0, len(regs), REGISTERS_PER_LINE):
+        lines.append(" ".join(regs[i : i + REGISTERS_PER_LINE]))
+    return lines

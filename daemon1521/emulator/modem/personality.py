@@ -34,12 +34,14 @@ each with a comment naming its source):
   is reported during ``+VRX`` (``events_during_vrx``), silence
   detection, DLE SUB, ``[voice.dtmf]`` framing, ``[voice.vts]`` limits;
 - ``[caller_id]``: separator, field order, private/unavailable values, NAME
-  width, MESG, settings it requires (Conexant ``-SCID=1``), region parameter
+  width, MESG, settings it requires besides ``+VCID=1``, region parameter
   and what each region decodes;
 - ``[call_progress]``: optional detector and dialling timings;
 - ``[parameters."+X"]``: every stored extended parameter: value ranges,
   defaults, voice-only, kept or reset by ATZ, ``=?`` text;
-- ``[accepted_basic]``: basic commands taken without effect, with ranges.
+- ``[accepted_basic]``: basic commands taken without effect, with ranges;
+- ``[profile_view]`` (optional): the headings of the ``AT&V`` listing
+  (active profile, then each stored one); without it ``AT&V`` answers ERROR.
 """
 
 from __future__ import annotations
@@ -295,7 +297,7 @@ class CallerIdFormat(_Table, kw_only=True):
     mesg: str = ""
     requires: dict[str, str] = {}
     """Parameter values that must be set for caller ID to be delivered
-    (Conexant ``-SCID=1``)."""
+    (none on the shipped chips: real CX930xx units need only ``+VCID=1``)."""
     region_parameter: str = ""
     regions: dict[str, str] = {}
     """Region parameter value -> caller-ID signalling it decodes."""
@@ -316,6 +318,13 @@ class CallProgress(_Table, kw_only=True):
     ringback_on: tuple[float, float] = (0.8, 2.5)
     busy_cycles: int = 2
     dtmf_level_dbm0: float = -7.0
+
+
+class ProfileView(_Table, kw_only=True):
+    """Headings of the ``AT&V`` listing: the active profile, then each stored one."""
+
+    active: str
+    stored: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -340,6 +349,8 @@ class Personality:
     accepted_basic: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """Basic commands the chip accepts without an effect here (speaker, DTR
     handling...), with the numbers it allows."""
+    profile_view: ProfileView | None = None
+    """What ``AT&V`` lists; None: the chip answers it ERROR."""
 
 
 # --- the file ------------------------------------------------------------------------
@@ -379,6 +390,7 @@ class _File(_Table, kw_only=True):
     call_progress: CallProgress = CallProgress()
     parameters: dict[str, _ParameterTable]
     accepted_basic: dict[str, tuple[int, int]] = {}
+    profile_view: ProfileView | None = None
 
 
 # --- loading -------------------------------------------------------------------------
@@ -484,6 +496,7 @@ def _build(raw: _File, source: str) -> Personality:
         parameters=parameters,
         defaults=msgspec.structs.asdict(raw.defaults),
         accepted_basic={name.upper(): value for name, value in raw.accepted_basic.items()},
+        profile_view=raw.profile_view,
     )
 
 

@@ -227,16 +227,19 @@ class VoiceModem(
         self._codec: Codec = v.codec(v.default_codec)  # type: ignore[assignment]
         self._rate = v.default_rate
 
-    def _load_profile(self, profile: _Profile | None) -> None:
+    def _factory_profile(self) -> _Profile:
         p = self.personality
+        return _Profile(
+            p.defaults["E"],
+            p.defaults["V"],
+            p.defaults["Q"],
+            p.defaults["X"],
+            {n: r.default for n, r in p.registers.items()},
+        )
+
+    def _load_profile(self, profile: _Profile | None) -> None:
         if profile is None:
-            profile = _Profile(
-                p.defaults["E"],
-                p.defaults["V"],
-                p.defaults["Q"],
-                p.defaults["X"],
-                {n: r.default for n, r in p.registers.items()},
-            )
+            profile = self._factory_profile()
         self._e, self._v, self._q, self._x = profile.e, profile.v, profile.q, profile.x
         self._sregs = dict(profile.sregs)
 
