@@ -90,9 +90,9 @@ async def test_emulate_announces_ptys_and_places_calls(tmp_path: Path):
         assert all(r["number"].isdigit() and r["pty"].startswith("/dev/pts/") for r in lines)
         conexant, usr = (RawPort(r["pty"]) for r in lines)
         ports += [conexant, usr]
-        # caller ID on, as each chip wants it (Conexant also needs AT-SCID=1)
+        # caller ID on: +VCID=1 is enough on both chips, as real units show
         for port, commands in (
-            (conexant, ["ATE0", "AT+VCID=1", "AT-SCID=1"]),
+            (conexant, ["ATE0", "AT+VCID=1"]),
             (usr, ["ATE0", "AT+VCID=1"]),
         ):
             for command in commands:

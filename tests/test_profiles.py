@@ -106,7 +106,7 @@ def test_ati0_alone_identifies_nothing(profiles: list[FirmwareProfile]) -> None:
 def test_conexant_init_resends_caller_id_and_region(profiles: list[FirmwareProfile]) -> None:
     conexant = by_name(profiles, "conexant-cx930xx")
     init = conexant.init_commands()
-    assert init[-3:] == ["AT+VCID=1", "AT-SCID=1", "AT!4886=02"]
+    assert init[-2:] == ["AT+VCID=1", "AT!4886=02"]
     assert conexant.init_commands("etsi_dtmf")[-1] == "AT!4886=05"
     assert conexant.init_commands("bell_fsk", rtscts=True)[-2:] == ["AT!4886=00", "AT+IFC=2,2"]
     with pytest.raises(ValueError, match="region"):
