@@ -10,6 +10,7 @@ import pytest
 
 from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.store import Store
+from daemon1521.clock import LoopClock
 from daemon1521.ivr.attendant import Attendant, serve_line
 from daemon1521.ivr.flow1521 import Flow1521
 from daemon1521.ivr.settings import IvrSettings
@@ -30,9 +31,9 @@ def incoming(number: str | None = "02133445566") -> IncomingCall:
 class FakeModem:
     """Rings with the queued calls, then waits for ever; each call is a FakeLine."""
 
-    def __init__(self, calls: list[tuple[IncomingCall, FakeLine]], time_scale: float = 1e6):
+    def __init__(self, calls: list[tuple[IncomingCall, FakeLine]], speed: float = 1e6):
         self.calls = deque(calls)
-        self.time_scale = time_scale
+        self.clock = LoopClock(speed)
         self.state = "idle"
         self.codec = "fake"
         self.line: FakeLine | None = None
@@ -163,7 +164,7 @@ async def test_answer_failure_is_recorded_and_the_line_goes_on(store: Store) -> 
 
 async def test_call_length_cap_ends_a_call(store: Store) -> None:
     settings = IvrSettings(max_call_seconds=30, first_digit_timeout=20)
-    modem = FakeModem([(incoming(), SlowLine())], time_scale=1000)
+    modem = FakeModem([(incoming(), SlowLine())], speed=1000)
     attendant = Attendant(modem, store, NamePrompts(), settings, "line1")
     await serve_until(attendant, 1)
     (record,) = store.recent_calls()
@@ -201,7 +202,7 @@ async def test_stop_while_idle_returns(store: Store) -> None:
 
 
 async def test_cancelled_mid_call_hangs_up_and_closes_the_record(store: Store) -> None:
-    modem = FakeModem([(incoming(), SlowLine())], time_scale=10)
+    modem = FakeModem([(incoming(), SlowLine())], speed=10)
     attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
     task = asyncio.create_task(attendant.serve())
     while attendant.current is None:

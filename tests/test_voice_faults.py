@@ -38,10 +38,10 @@ async def test_silent_modem_while_idle_gives_up_then_reset_revives_it(personalit
     async with emulated_site(personality) as (rig, modem):
         emulated = rig.modems[0]
         emulated.stop_answering()
-        started = rig.clock.now
+        started = rig.clock.now()
         with pytest.raises(NotResponding):
             await modem.initialise()
-        assert rig.clock.now - started < GIVE_UP_WITHIN
+        assert rig.clock.now() - started < GIVE_UP_WITHIN
         assert modem.state == "down"
         emulated.resume()
         await modem.reset()
@@ -55,10 +55,10 @@ async def test_modem_going_silent_mid_call_gives_up_then_reopen_revives_it(perso
         phone, _ = await call_in(rig, modem)
         emulated = rig.modems[0]
         emulated.stop_answering()
-        started = rig.clock.now
+        started = rig.clock.now()
         with pytest.raises(NotResponding):
             await modem.next_key(30.0)
-        assert rig.clock.now - started < GIVE_UP_WITHIN
+        assert rig.clock.now() - started < GIVE_UP_WITHIN
         assert not modem.in_call
         await phone.hang_up()
         emulated.resume()
@@ -100,10 +100,10 @@ async def test_vanished_port_fails_fast_and_reopens_when_it_returns(personality)
 async def test_reopen_gives_up_when_the_device_stays_away():
     async with emulated_site("usr-5637") as (rig, modem):
         await rig.modems[0].vanish()
-        started = rig.clock.now
+        started = rig.clock.now()
         with pytest.raises(PortError):
             await modem.reopen(timeout=5.0, interval=1.0)
-        assert rig.clock.now - started < 8.0
+        assert rig.clock.now() - started < 8.0
         assert modem.state == "down"
 
 
@@ -118,13 +118,13 @@ async def test_modem_going_silent_while_streaming_is_noticed(personality):
             emulated.stop_answering()
 
         hanging = asyncio.create_task(hang_the_modem())
-        started = rig.clock.now
+        started = rig.clock.now()
         try:
             with pytest.raises(NotResponding):
                 await modem.next_key(60.0)  # a long question: the modem dies meanwhile
         finally:
             await wait_cancelled(hanging)
-        assert rig.clock.now - started < GIVE_UP_WITHIN
+        assert rig.clock.now() - started < GIVE_UP_WITHIN
         await phone.hang_up()
         emulated.resume()
         await modem.reset()

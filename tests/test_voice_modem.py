@@ -139,11 +139,11 @@ async def test_barge_in_stops_the_prompt_within_100_ms_of_the_key(personality):
             await phone.press("7")
 
         mark = len(phone.heard)
-        started = rig.clock.now
+        started = rig.clock.now()
         pressing = asyncio.create_task(caller())
         try:
             key = await modem.play(prompt(modem.codec, 4.0))
-            returned = rig.clock.now - started
+            returned = rig.clock.now() - started
             await pressing
         finally:
             await wait_cancelled(pressing)

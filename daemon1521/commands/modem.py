@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from daemon1521.clock import LoopClock
 from daemon1521.modem.errors import ModemError, ProfileError
 from daemon1521.modem.profile import load_profiles
 from daemon1521.modem.voice import ModemInfo, VoiceModem
@@ -28,14 +29,16 @@ def modem() -> None:
 @click.option("--profile", default="auto", show_default=True, help="Force a firmware profile.")
 @click.option("--profiles-dir", type=click.Path(file_okay=False), help="Firmware profiles.")
 @click.option("--region", help="Caller-ID region for chips that need one (e.g. etsi_fsk).")
-@click.option("--time-scale", default=1.0, hidden=True, help="For emulated modems.")
+@click.option(
+    "--time-scale", "speed", default=1.0, hidden=True, help="For emulated modems: their speed."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def probe(
     port: str,
     profile: str,
     profiles_dir: str | None,
     region: str | None,
-    time_scale: float,
+    speed: float,
     as_json: bool,
 ) -> None:
     """Identify the modem on PORT and show its profile, model, firmware and codecs.
@@ -46,7 +49,7 @@ def probe(
     """
     try:
         profiles = load_profiles(profiles_dir)
-        info = asyncio.run(_probe(port, profile, profiles, region, time_scale))
+        info = asyncio.run(_probe(port, profile, profiles, region, speed))
     except (ProfileError, ValueError) as exc:
         click.echo(f"daemon1521 modem probe: {exc}", err=True)
         sys.exit(2)
@@ -75,10 +78,10 @@ def probe(
 
 
 async def _probe(
-    port: str, profile: str, profiles: list, region: str | None, time_scale: float
+    port: str, profile: str, profiles: list, region: str | None, speed: float
 ) -> ModemInfo:
     modem_ = VoiceModem(
-        port, profile=profile, profiles=profiles, region=region, time_scale=time_scale
+        port, profile=profile, profiles=profiles, region=region, clock=LoopClock(speed)
     )
     try:
         return await modem_.open()

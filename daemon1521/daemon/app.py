@@ -28,6 +28,7 @@ from loguru import logger
 from daemon1521 import __version__
 from daemon1521.audio.prompts import PromptCatalog, PromptError, PromptLibrary
 from daemon1521.billing.store import Store, StoreUnavailable
+from daemon1521.clock import Clock, LoopClock
 from daemon1521.config import Config, ConfigError, LineConfig, load_config
 from daemon1521.daemon.control import ControlServer, ControlSocketError, RequestError
 from daemon1521.daemon.notify import Notifier, watchdog_interval, watchdog_loop
@@ -94,18 +95,20 @@ class Daemon:
         *,
         handler: CallHandler = answer_with_flow,
         notifier: Notifier | None = None,
-        time_scale: float = 1.0,
+        clock: Clock | None = None,
         lines: Sequence[LineConfig] | None = None,
         modem_factory: ModemFactory | None = None,
         log_level: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        """``lines`` replaces the config's lines (emulated runs); ``log_level``
-        fixes the level whatever the config says (the CLI's --log-level)."""
+        """``lines`` replaces the config's lines (emulated runs); ``clock`` is
+        the lines' time (the event loop's unless an emulator keeps it);
+        ``log_level`` fixes the level whatever the config says (the CLI's
+        --log-level)."""
         self.config = config
         self.handler = handler
         self.notifier = notifier if notifier is not None else Notifier.from_env(env)
-        self.time_scale = time_scale
+        self.clock: Clock = clock if clock is not None else LoopClock()
         self.lines = tuple(lines) if lines is not None else config.lines
         self.modem_factory = modem_factory
         self.log_level = log_level
@@ -142,7 +145,7 @@ class Daemon:
                 self.handler,
                 Services(settings=config.ivr, store=self.store, prompts=prompts),
                 config.recovery,
-                time_scale=self.time_scale,
+                clock=self.clock,
                 profiles=profiles,
                 modem_factory=self.modem_factory,
                 on_change=self._lines_changed,
@@ -159,7 +162,7 @@ class Daemon:
             "daemon1521 {} starting {} line(s){}",
             __version__,
             len(self.lines),
-            f" at {self.time_scale:g}x line time" if self.time_scale != 1 else "",
+            _pace(self.clock),
         )
         self.supervisor.start()
         if not await self.supervisor.wait_initialised(READY_WAIT):
@@ -191,7 +194,7 @@ class Daemon:
         supervisor = self.supervisor
         finished = True
         if supervisor is not None:
-            drain = self.config.drain_timeout / self.time_scale
+            drain = self.config.drain_timeout
             in_call = sum(1 for line in supervisor.lines if line.current is not None)
             self.notifier.stopping(
                 f"stopping: {in_call} call(s) in progress" if in_call else "stopping"
@@ -334,7 +337,7 @@ class Daemon:
             "uptime": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
             "stopping": self.stop_requested.is_set(),
             "reloads": self.reloads,
-            "time_scale": self.time_scale,
+            "time_scale": self.clock.speed,
         }
 
     async def _status(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -423,6 +426,13 @@ class Daemon:
     def _lines_changed(self) -> None:
         if self.supervisor is not None and not self.stop_requested.is_set():
             self.notifier.status(self.supervisor.status_text())
+
+
+def _pace(clock: Clock) -> str:
+    """How line time runs, for the start-up line: nothing when it is real time."""
+    if clock.speed is None:
+        return " on an emulator's clock, as fast as the host allows"
+    return f" at {clock.speed:g}x line time" if clock.speed != 1 else ""
 
 
 def _since(value: Any) -> datetime | None:

@@ -14,8 +14,8 @@ off hook so the exchange hunts past it), return to service, reset. Lines
 with the outbound role form the pool the bank leg borrows from
 (:class:`OutboundPool`).
 
-Durations from the config are line seconds; ``time_scale`` divides them into
-real seconds, as for the modem driver.
+Durations from the config are line seconds, kept by the supervisor's clock
+(:mod:`daemon1521.clock`), which it shares with the modem driver.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from loguru import logger
 
 from daemon1521.audio.prompts import PromptLibrary
 from daemon1521.billing.store import Store
+from daemon1521.clock import Clock, LoopClock
 from daemon1521.config import LineConfig, RecoveryConfig
 from daemon1521.daemon.privacy import mask_caller
 from daemon1521.ivr.settings import IvrSettings
@@ -93,8 +94,10 @@ class LineContext:
     store: Store | None
     prompts: PromptLibrary | None
     pool: OutboundPool
-    time_scale: float = 1.0
+    clock: Clock = field(default_factory=LoopClock)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = 0.0
+    """Line time the call began (the clock's ``now``)."""
     _call_id: int | None = None
     _flow_state: str | None = None
     _source: Callable[[], Any] | None = None
@@ -198,11 +201,11 @@ class Line:
 
     def snapshot(self) -> dict[str, Any]:
         """The line as ``daemon1521 status`` shows it (no caller number in clear)."""
-        loop_now = asyncio.get_running_loop().time()
+        now = self.sup.clock.now()
         call = self.current
         retry = None
         if self._next_retry is not None and self.state in ("recovering", "out_of_service"):
-            retry = round(max(0.0, self._next_retry - loop_now) * self.sup.time_scale, 1)
+            retry = round(max(0.0, self._next_retry - now), 1)
         info = self.info
         return {
             "name": self.name,
@@ -215,11 +218,7 @@ class Line:
             "caller": mask_caller(call.caller) if call else None,
             "call_id": call.call_id if call else None,
             "flow_state": call.flow_state if call else None,
-            "call_seconds": (
-                round((datetime.now(UTC) - call.started_at).total_seconds() * self.sup.time_scale)
-                if call
-                else None
-            ),
+            "call_seconds": round(now - call.started) if call else None,
             "modem": (
                 {
                     "manufacturer": info.manufacturer,
@@ -238,6 +237,10 @@ class Line:
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
             "retry_in": retry,
         }
+
+    async def next_change(self) -> None:
+        """Return once the line's state next changes."""
+        await self._changed.wait()
 
     async def wait_for(self, predicate: Callable[[Line], bool], timeout: float) -> bool:
         """Wait (real seconds) until ``predicate(self)`` holds; False on timeout."""
@@ -340,7 +343,7 @@ class Line:
         if self.state not in ("recovering", "out_of_service"):
             self._set_state("starting")  # a failed line keeps its state while it is retried
         self.info = await self.modem.open()
-        self._up_since = asyncio.get_running_loop().time()
+        self._up_since = self.sup.clock.now()
         info = self.info
         logger.info(
             "{}: in service on {}: {} {} firmware {} (profile {})",
@@ -406,7 +409,7 @@ class Line:
         if timeout is None:
             await asyncio.Event().wait()
         else:
-            await asyncio.sleep(timeout / self.sup.time_scale)
+            await self.sup.clock.sleep(timeout)
 
     async def _health_check(self) -> None:
         """Re-initialise an idle modem: a chip that stopped answering shows up here."""
@@ -423,7 +426,8 @@ class Line:
             store=services.store,
             prompts=services.prompts,
             pool=self.sup.pool,
-            time_scale=self.sup.time_scale,
+            clock=self.sup.clock,
+            started=self.sup.clock.now(),
         )
         self.current = context
         self.calls_total += 1
@@ -458,12 +462,12 @@ class Line:
             if self.modem.state == "in_call":
                 await self.modem.hang_up()
         finally:
-            elapsed = (datetime.now(UTC) - context.started_at).total_seconds()
+            elapsed = self.sup.clock.now() - context.started
             state = f", last state {context.flow_state}" if context.flow_state else ""
             logger.info(
                 "{}: call ended after {:.0f} s{}",
                 context.tag if context.call_id is not None else self.name,
-                elapsed * self.sup.time_scale,
+                elapsed,
                 state,
             )
             self.current = None
@@ -521,11 +525,10 @@ class Line:
     async def _failed(self, exc: BaseException) -> None:
         self._refuse_lease()
         await self._close_modem()
-        loop = asyncio.get_running_loop()
+        clock = self.sup.clock
         recovery = self.sup.recovery
-        scale = self.sup.time_scale
-        now = loop.time()
-        if self._up_since is not None and (now - self._up_since) * scale >= recovery.healthy_after:
+        now = clock.now()
+        if self._up_since is not None and now - self._up_since >= recovery.healthy_after:
             self.failures = 0
         self._up_since = None
         self.failures += 1
@@ -555,9 +558,9 @@ class Line:
             )
             self._set_state("recovering")
         self.initialised.set()
-        self._next_retry = now + delay / scale
+        self._next_retry = now + delay
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay / scale)
+            await clock.wait_for(self._wake.wait(), delay)
         self._wake.clear()
         self._reset_requested = False
 
@@ -624,17 +627,15 @@ class Supervisor:
         services: Services,
         recovery: RecoveryConfig,
         *,
-        time_scale: float = 1.0,
+        clock: Clock | None = None,
         profiles: Sequence[FirmwareProfile] | None = None,
         modem_factory: ModemFactory | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
         self.handler = handler
         self.services = services
         self.recovery = recovery
-        self.time_scale = time_scale
+        self.clock: Clock = clock if clock is not None else LoopClock()
         self.profiles = list(profiles) if profiles is not None else None
         self._modem_factory = modem_factory
         self._on_change = on_change
@@ -652,7 +653,7 @@ class Supervisor:
             region=config.region,
             rtscts=config.rtscts,
             baudrate=config.baudrate,
-            time_scale=self.time_scale,
+            clock=self.clock,
             rings_to_answer=config.rings,
         )
 
@@ -683,7 +684,7 @@ class Supervisor:
         tick: Callable[[float], None] | None = None,
         cut: asyncio.Event | None = None,
     ) -> bool:
-        """Stop answering, let calls in progress finish within ``timeout`` real seconds.
+        """Stop answering, let calls in progress finish within ``timeout`` line seconds.
 
         ``tick(seconds_left)`` is called about once a second while calls run
         (the daemon extends systemd's stop timeout from it). Calls still
@@ -695,16 +696,18 @@ class Supervisor:
             line.wake()
         self.changed()
         tasks = [line.task for line in self.lines if line.task is not None]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        clock = self.clock
+        deadline = clock.now() + timeout
         pending = {task for task in tasks if not task.done()}
         while pending and not (cut is not None and cut.is_set()):
-            left = deadline - loop.time()
+            left = deadline - clock.now()
             if left <= 0:
                 break
             if tick is not None:
                 tick(left)
-            _, pending = await asyncio.wait(pending, timeout=min(1.0, left))
+            with contextlib.suppress(TimeoutError):
+                await clock.wait_for(asyncio.wait(pending), min(1.0, left))
+            pending = {task for task in pending if not task.done()}
         finished = not pending
         if pending:
             busy = [line.name for line in self.lines if line.current is not None]

@@ -2,9 +2,14 @@
 
 The exchange advances the clock one audio frame (20 ms) at a time, so every
 emulated device sees the same time however busy the host is. ``speed`` says
-how many emulated seconds pass per real second: 1 for demos and benchmarks,
-20 or more for tests. When the host falls behind, emulated time lags real time
-rather than skipping frames: audio is never dropped to keep up.
+how many emulated seconds pass per real second: 1 for benchmarks, a few for
+demos; None runs the frames back to back, as fast as the CPU allows (tests,
+where the daemon runs on this same clock). When the host falls behind,
+emulated time lags real time rather than skipping frames: audio is never
+dropped to keep up.
+
+It is a :class:`daemon1521.clock.Clock`: a daemon in the same process runs on
+it, so a busy host slows the modems and the driver together.
 """
 
 from __future__ import annotations
@@ -15,25 +20,32 @@ import itertools
 import time
 from collections.abc import Callable
 
+from daemon1521.clock import ClockBase
+
 RATE = 8000
 """Samples per second on every emulated line."""
 FRAME = 160
 """Samples per tick: 20 ms at 8 kHz."""
 FRAME_SECONDS = FRAME / RATE
+FLAT_OUT_PAUSE = 0.0001
+"""Real seconds the flat-out clock pauses after each frame's yield. Bytes written
+to a pseudo-terminal reach the other end a moment later (the kernel hands them
+over in a worker); without the pause emulated time outruns them and a line's
+audio starves. The event loop's own timers cannot wait this little (epoll
+counts whole milliseconds, which would cap the clock near 20x)."""
 
 
-class EmuClock:
+class EmuClock(ClockBase):
     """Frame-driven emulated time with sleepers and timers."""
 
-    def __init__(self, speed: float = 1.0) -> None:
-        if speed <= 0:
+    def __init__(self, speed: float | None = 1.0) -> None:
+        if speed is not None and not speed > 0:
             raise ValueError(f"clock speed must be positive, got {speed!r}")
-        self.speed = float(speed)
+        self.speed: float | None = None if speed is None else float(speed)
         self.frame = 0
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
 
-    @property
     def now(self) -> float:
         """Emulated seconds since the exchange started."""
         return self.frame * FRAME_SECONDS
@@ -43,8 +55,8 @@ class EmuClock:
         return max(0, round(seconds / FRAME_SECONDS))
 
     def real(self, seconds: float) -> float:
-        """Real seconds that ``seconds`` of emulated time take at this speed."""
-        return seconds / self.speed
+        """Real seconds that ``seconds`` of emulated time take at this speed (0 flat out)."""
+        return 0.0 if self.speed is None else seconds / self.speed
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` (from the tick) after ``seconds`` of emulated time."""
@@ -75,7 +87,15 @@ class EmuClock:
             fire()
 
     async def run(self, tick: Callable[[], None]) -> None:
-        """Call ``tick`` once per frame, paced to ``speed`` against real time."""
+        """Call ``tick`` once per frame, paced to ``speed`` against real time,
+        or back to back (yielding to the event loop each frame) flat out."""
+        if self.speed is None:
+            while True:
+                tick()
+                self.advance()
+                # what the frame woke runs first, then bytes in flight land
+                await asyncio.sleep(0)
+                time.sleep(FLAT_OUT_PAUSE)
         start = time.monotonic()
         first = self.frame
         while True:

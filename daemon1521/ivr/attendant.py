@@ -19,6 +19,7 @@ from typing import Protocol
 from loguru import logger
 
 from daemon1521.billing.store import CallOutcome, Store, StoreUnavailable
+from daemon1521.clock import Clock
 from daemon1521.ivr.dialog import Line, PromptSource
 from daemon1521.ivr.flow1521 import Flow1521, FlowResult
 from daemon1521.ivr.settings import IvrSettings
@@ -30,7 +31,7 @@ class CallModem(Line, Protocol):
     """What the answer loop needs of a voice modem (:class:`~daemon1521.modem.voice.VoiceModem`)."""
 
     state: str
-    time_scale: float
+    clock: Clock
 
     async def wait_for_call(self, timeout: float | None = None) -> IncomingCall | None: ...
 
@@ -109,9 +110,8 @@ class Attendant:
                 name=tag,
             )
             self.current = flow
-            cap = self.settings.max_call_seconds / self.modem.time_scale
             try:
-                async with asyncio.timeout(cap) as deadline:
+                async with self.modem.clock.timeout(self.settings.max_call_seconds) as deadline:
                     self.last = await flow.run(close_record=False)
             except TimeoutError:
                 if not deadline.expired():
