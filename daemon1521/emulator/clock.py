@@ -27,12 +27,12 @@ RATE = 8000
 FRAME = 160
 """Samples per tick: 20 ms at 8 kHz."""
 FRAME_SECONDS = FRAME / RATE
-FLAT_OUT_PAUSE = 0.0001
-"""Real seconds the flat-out clock pauses after each frame's yield. Bytes written
-to a pseudo-terminal reach the other end a moment later (the kernel hands them
-over in a worker); without the pause emulated time outruns them and a line's
-audio starves. The event loop's own timers cannot wait this little (epoll
-counts whole milliseconds, which would cap the clock near 20x)."""
+FLAT_OUT_PAUSE = 0.0002
+"""Real seconds a flat-out frame gives the host once its event loop is idle, so
+bytes on their way through a pseudo-terminal reach their reader before
+emulated time moves on."""
+FLAT_OUT_MAX_YIELDS = 64
+"""Most event-loop rounds one flat-out frame waits for the host to settle."""
 
 
 class EmuClock(ClockBase):
@@ -93,9 +93,7 @@ class EmuClock(ClockBase):
             while True:
                 tick()
                 self.advance()
-                # what the frame woke runs first, then bytes in flight land
-                await asyncio.sleep(0)
-                time.sleep(FLAT_OUT_PAUSE)
+                await _settle()
         start = time.monotonic()
         first = self.frame
         while True:
@@ -103,9 +101,11 @@ class EmuClock(ClockBase):
             self.advance()
             deadline = start + (self.frame - first) * FRAME_SECONDS / self.speed
             delay = deadline - time.monotonic()
-            # Yield every frame even when behind, so pty I/O and the host's
-            # tasks keep moving while the emulator catches up.
-            await asyncio.sleep(max(0.0, delay))
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                # behind: catch up frame by frame, each as a flat-out one
+                await _settle()
 
 
 class Timer:
@@ -127,3 +127,23 @@ class Timer:
         callback, self._callback = self._callback, None
         if callback is not None:
             callback()
+
+
+async def _settle() -> None:
+    """Let the event loop run until it has nothing ready: what the last frame woke
+    has run, the bytes it wrote have been read, and their readers have answered.
+
+    A flat-out frame must not end while the host is still busy with the last
+    one, or every round trip over a pty would cost a frame (20 ms of line time)
+    per hop and a line's audio would run dry. The ready queue is CPython's
+    ``_ready``; without it a fixed number of rounds is given.
+    """
+    loop = asyncio.get_running_loop()
+    ready = getattr(loop, "_ready", None)
+    for _ in range(FLAT_OUT_MAX_YIELDS if ready is not None else 4):
+        await asyncio.sleep(0)  # one round: ready callbacks run, then a select(0)
+        if ready is not None and not ready:
+            time.sleep(FLAT_OUT_PAUSE)
+            await asyncio.sleep(0)  # a select of its own: pty bytes just written
+            if not ready:
+                return
