@@ -39,8 +39,8 @@ from typing import Any
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.billing.store import CallOutcome, CallRecord, Store
+from daemon1521.daemon.call import Call
 from daemon1521.daemon.supervisor import Line as SupervisedLine
-from daemon1521.daemon.supervisor import LineContext
 from daemon1521.emulator.clock import FRAME_SECONDS, EmuClock
 from daemon1521.emulator.modem import available_personalities
 from daemon1521.logs import setup_logging
@@ -123,7 +123,7 @@ class LoadSite(EmulatedSite):
     def clock(self) -> EmuClock:
         return self.rig.clock
 
-    def serving(self, number: str) -> tuple[SupervisedLine, LineContext] | None:
+    def serving(self, number: str) -> tuple[SupervisedLine, Call] | None:
         """The line whose call in progress is from ``number``, and that call."""
         for line in self.lines:
             call = line.current
@@ -141,7 +141,7 @@ class LoadSite(EmulatedSite):
             await phone.hang_up()
         start = self.clock.now()
 
-        async def idle(line: SupervisedLine, call: LineContext | None) -> float | None:
+        async def idle(line: SupervisedLine, call: Call | None) -> float | None:
             if await line.wait_for(lambda line: line.current is not call, wait):
                 return self.clock.now() - start
             return None
@@ -367,7 +367,7 @@ async def full_call(site: LoadSite, caller: Caller, bill: DemoBill) -> CallResul
     return result
 
 
-async def _idle_again(site: LoadSite, line: SupervisedLine, call: LineContext) -> float:
+async def _idle_again(site: LoadSite, line: SupervisedLine, call: Call) -> float:
     """Line time at which ``line`` is done with ``call`` (it is idle in the same step)."""
     await line.wait_for(lambda line: line.current is not call, 600.0 / site.speed + 10.0)
     return site.clock.now()

@@ -23,7 +23,7 @@ from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.control import arequest
 from daemon1521.daemon.supervisor import Line
 from daemon1521.emulator.rig import Rig
-from tests.daemon_helpers import NotifyListener, config_text, tone_call
+from tests.daemon_helpers import NotifyListener, ToneCalls, config_text
 
 CALLER = "09121234567"
 OTHER_CALLER = "09351112233"
@@ -61,7 +61,7 @@ async def make_site(tmp_path: Path, **config: Any) -> Site:
     config.setdefault("drain", 30.0)
     config_file.write_text(config_text(tmp_path, [str(m.link) for m in rig.modems], **config))
     env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000"}
-    daemon = Daemon(load_config(config_file), handler=tone_call, clock=rig.clock, env=env)
+    daemon = Daemon(load_config(config_file), handler=ToneCalls(), clock=rig.clock, env=env)
     return Site(rig, daemon, notify, tmp_path)
 
 

@@ -30,21 +30,20 @@ from daemon1521.audio.prompts import PromptCatalog, PromptError, PromptLibrary
 from daemon1521.billing.store import Store, StoreUnavailable
 from daemon1521.clock import Clock, LoopClock
 from daemon1521.config import Config, ConfigError, LineConfig, load_config
+from daemon1521.daemon.call import CallHandler
 from daemon1521.daemon.control import ControlServer, ControlSocketError, RequestError
 from daemon1521.daemon.notify import Notifier, watchdog_interval, watchdog_loop
 from daemon1521.daemon.privacy import call_record
 from daemon1521.daemon.supervisor import (
-    CallHandler,
     LineActionError,
-    LineContext,
     ModemFactory,
     Services,
     Supervisor,
 )
+from daemon1521.ivr.attendant import Attendant
 from daemon1521.logs import setup_logging
 from daemon1521.modem.errors import ProfileError
 from daemon1521.modem.profile import load_profiles
-from daemon1521.modem.voice import IncomingCall, VoiceModem
 
 READY_WAIT = 120.0
 """Real seconds start-up waits for every line's first attempt before READY=1 anyway."""
@@ -55,21 +54,6 @@ MAX_CALLS_LISTED = 1000
 
 class StartupError(Exception):
     """The daemon cannot start; the message says what to fix."""
-
-
-async def answer_with_flow(modem: VoiceModem, call: IncomingCall, context: LineContext) -> None:
-    """The default call handler: the 1521 flow, run by the attendant for one call."""
-    from daemon1521.ivr.attendant import Attendant
-
-    if context.store is None or context.prompts is None:
-        raise RuntimeError("the 1521 flow needs the store and the prompts")
-    attendant = Attendant(modem, context.store, context.prompts, context.settings, context.line)
-    context.follow(lambda: attendant.current)
-    try:
-        await attendant.take_call(call)
-    finally:
-        if attendant.last is not None and attendant.last.last_state is not None:
-            context.flow_state = str(attendant.last.last_state)
 
 
 def build_prompts(config: Config) -> PromptLibrary:
@@ -93,7 +77,7 @@ class Daemon:
         self,
         config: Config,
         *,
-        handler: CallHandler = answer_with_flow,
+        handler: CallHandler | None = None,
         notifier: Notifier | None = None,
         clock: Clock | None = None,
         lines: Sequence[LineConfig] | None = None,
@@ -101,12 +85,13 @@ class Daemon:
         log_level: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        """``lines`` replaces the config's lines (emulated runs); ``clock`` is
+        """``handler`` serves each call (the 1521 attendant unless told);
+        ``lines`` replaces the config's lines (emulated runs); ``clock`` is
         the lines' time (the event loop's unless an emulator keeps it);
         ``log_level`` fixes the level whatever the config says (the CLI's
         --log-level)."""
         self.config = config
-        self.handler = handler
+        self.handler: CallHandler = handler if handler is not None else Attendant()
         self.notifier = notifier if notifier is not None else Notifier.from_env(env)
         self.clock: Clock = clock if clock is not None else LoopClock()
         self.lines = tuple(lines) if lines is not None else config.lines

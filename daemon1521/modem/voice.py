@@ -12,8 +12,9 @@ for an emulated one, so the same code drives both.
 Failures: a modem that stops answering is reset (DTR drop where the port
 supports it, ``ATZ``, re-initialisation) and the operation raises
 :class:`~.errors.NotResponding`; a port that fails raises :class:`CallEnded`
-during a call and :class:`PortError` otherwise, and :meth:`VoiceModem.reopen`
-brings it back when the device returns. Nothing waits forever.
+during a call and :class:`PortError` otherwise; closing and opening again
+brings it back when the device returns (the daemon's line task retries with
+its backoff). Nothing waits forever.
 """
 
 from __future__ import annotations
@@ -191,29 +192,6 @@ class VoiceModem:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    async def reopen(self, timeout: float | None = None, interval: float = 1.0) -> ModemInfo:
-        """Open the port again after it failed, retrying until it returns.
-
-        Raises :class:`PortError` when ``timeout`` (line seconds) runs out.
-        """
-        clock = self.clock
-        deadline = None if timeout is None else clock.now() + timeout
-        delay = interval
-        async with self._op:
-            await self._disconnect()
-            while True:
-                try:
-                    await self._connect()
-                    return await self._identify_and_init()
-                except (PortError, NotResponding, AtTimeout, AtError) as exc:
-                    await self._disconnect()
-                    self.state = "down"
-                    if deadline is not None and clock.now() + delay > deadline:
-                        raise PortError(f"{self.url}: did not come back: {exc}") from None
-                    logger.info("{}: not back yet ({}); retrying", self.url, type(exc).__name__)
-                    await clock.sleep(delay)
-                    delay = min(delay * 2, 30.0)
 
     @property
     def in_call(self) -> bool:
