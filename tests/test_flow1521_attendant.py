@@ -74,9 +74,13 @@ class FakeCall:
     clock: Clock = field(default_factory=lambda: LoopClock(1e6))
     hung_up: int = 0
     reports: list[tuple[int | None, str | None]] = field(default_factory=list)
+    asking: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the flow asks for the bill ID."""
 
     def report(self, *, call_id: int | None = None, state: str | None = None) -> None:
         self.reports.append((call_id, state))
+        if state == "ask_bill":
+            self.asking.set()
 
     async def hang_up(self) -> None:
         self.hung_up += 1
@@ -190,8 +194,7 @@ async def test_store_down_at_the_ring_still_answers(store: Store) -> None:
 async def test_cancelled_mid_call_hangs_up_and_closes_the_record(store: Store) -> None:
     call = FakeCall(FakeModem(SlowLine()), store, clock=LoopClock(10))
     task = asyncio.create_task(Attendant().take_call(call))
-    while not any(state == "ask_bill" for _, state in call.reports):
-        await asyncio.sleep(0.001)
+    await asyncio.wait_for(call.asking.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
