@@ -15,6 +15,7 @@ it, so a busy host slows the modems and the driver together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -27,10 +28,6 @@ RATE = 8000
 FRAME = 160
 """Samples per tick: 20 ms at 8 kHz."""
 FRAME_SECONDS = FRAME / RATE
-FLAT_OUT_PAUSE = 0.0002
-"""Real seconds a flat-out frame gives the host once its event loop is idle, so
-bytes on their way through a pseudo-terminal reach their reader before
-emulated time moves on."""
 FLAT_OUT_MAX_YIELDS = 64
 """Most event-loop rounds one flat-out frame waits for the host to settle."""
 
@@ -45,6 +42,17 @@ class EmuClock(ClockBase):
         self.frame = 0
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
+        self._probes: list[Callable[[], bool]] = []
+
+    def add_probe(self, probe: Callable[[], bool]) -> None:
+        """Ask ``probe`` before a back-to-back frame ends whether bytes are on their way
+        (True): a pty's kernel buffers hand data over in a worker of their own, which
+        a busy host runs late; the frame waits for them."""
+        self._probes.append(probe)
+
+    def remove_probe(self, probe: Callable[[], bool]) -> None:
+        with contextlib.suppress(ValueError):
+            self._probes.remove(probe)
 
     def now(self) -> float:
         """Emulated seconds since the exchange started."""
@@ -86,6 +94,24 @@ class EmuClock(ClockBase):
             _, _, fire = heapq.heappop(self._timers)
             fire()
 
+    async def _settle(self) -> None:
+        """Let the event loop run until it has nothing ready and no bytes are on their
+        way: what the last frame woke has run, what it wrote has been read, and the
+        readers have answered.
+
+        A back-to-back frame must not end while the host is still busy with the
+        last one, or every round trip over a pty would cost a frame (20 ms of line
+        time) per hop and a line's audio would run dry. The ready queue is
+        CPython's ``_ready``; without it a fixed number of rounds is given.
+        """
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        for _ in range(FLAT_OUT_MAX_YIELDS if ready is not None else 4):
+            await asyncio.sleep(0)  # one round: ready callbacks run, then a select(0)
+            if ready is None or ready:
+                continue
+            if not any([probe() for probe in self._probes]):
+                return
+
     async def run(self, tick: Callable[[], None]) -> None:
         """Call ``tick`` once per frame, paced to ``speed`` against real time,
         or back to back (yielding to the event loop each frame) flat out."""
@@ -93,7 +119,7 @@ class EmuClock(ClockBase):
             while True:
                 tick()
                 self.advance()
-                await _settle()
+                await self._settle()
         start = time.monotonic()
         first = self.frame
         while True:
@@ -105,7 +131,7 @@ class EmuClock(ClockBase):
                 await asyncio.sleep(delay)
             else:
                 # behind: catch up frame by frame, each as a flat-out one
-                await _settle()
+                await self._settle()
 
 
 class Timer:
@@ -127,23 +153,3 @@ class Timer:
         callback, self._callback = self._callback, None
         if callback is not None:
             callback()
-
-
-async def _settle() -> None:
-    """Let the event loop run until it has nothing ready: what the last frame woke
-    has run, the bytes it wrote have been read, and their readers have answered.
-
-    A flat-out frame must not end while the host is still busy with the last
-    one, or every round trip over a pty would cost a frame (20 ms of line time)
-    per hop and a line's audio would run dry. The ready queue is CPython's
-    ``_ready``; without it a fixed number of rounds is given.
-    """
-    loop = asyncio.get_running_loop()
-    ready = getattr(loop, "_ready", None)
-    for _ in range(FLAT_OUT_MAX_YIELDS if ready is not None else 4):
-        await asyncio.sleep(0)  # one round: ready callbacks run, then a select(0)
-        if ready is not None and not ready:
-            time.sleep(FLAT_OUT_PAUSE)
-            await asyncio.sleep(0)  # a select of its own: pty bytes just written
-            if not ready:
-                return
