@@ -54,3 +54,27 @@ async def test_emulated_time_runs_flat_out_and_times_out_in_emulated_seconds():
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
+
+
+async def test_a_flat_out_frame_waits_while_a_probe_sees_bytes_on_their_way():
+    clock = EmuClock(speed=None)
+    answers = iter([True, True, False] * 100)
+    asked: list[int] = []
+
+    def probe() -> bool:
+        asked.append(clock.frame)
+        return next(answers)
+
+    clock.add_probe(probe)
+    runner = asyncio.create_task(clock.run(lambda: None))
+    try:
+        await clock.sleep(0.2)
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+    clock.remove_probe(probe)
+    # every frame asked until the probe saw nothing more on its way
+    frames = sorted(set(asked))
+    assert len(frames) >= 5
+    assert all(asked.count(frame) == 3 for frame in frames[:-1])
