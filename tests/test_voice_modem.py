@@ -211,7 +211,6 @@ async def test_split_reads_and_line_noise_while_idle_do_not_upset_it(personality
         await modem.initialise()
         emulated.inject(bytes(range(0x20, 0x7F)) + b"\r\n\x00\xff\xfe")
         # rings, caller ID and the answer a byte at a time, 20 ms apart
-        # (1 ms of real time per byte at 20x: the event loop's own granularity)
         emulated.split_writes(1, 0.02)
         phone = rig.phone(CALLER)
         dialling = asyncio.create_task(phone.dial(rig.service_number))

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from daemon1521.clock import Cancellable
 from daemon1521.emulator.clock import EmuClock
 from daemon1521.emulator.modem.personality import Personality
 from daemon1521.emulator.modem.voicemodem import VoiceModem, guarded
@@ -66,7 +67,7 @@ class EmulatedModem(VoiceModem):
         self._writing = False
         self._host_open = False
         self._poll_handle: asyncio.TimerHandle | None = None
-        self._delay_handle: asyncio.TimerHandle | None = None
+        self._delay_handle: Cancellable | None = None
         self._chunk: int | None = None
         self._chunk_delay = 0.0
         self._present = False
@@ -373,8 +374,11 @@ class EmulatedModem(VoiceModem):
             self._wrote_to_host = True
             if self._chunk is not None and self._out:
                 self._stop_writer()
-                self._delay_handle = loop.call_later(
-                    self.clock.real(self._chunk_delay), self._after_delay
+                # the pause is line time: a clock running flat out keeps it too
+                self._delay_handle = (
+                    self.clock.call_later(self._chunk_delay, self._after_delay)
+                    if self._chunk_delay > 0
+                    else loop.call_soon(self._after_delay)
                 )
                 return
         self._stop_writer()
