@@ -39,8 +39,8 @@ from typing import Any
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
 from daemon1521.billing.store import CallOutcome, CallRecord, Store
+from daemon1521.daemon.call import Call
 from daemon1521.daemon.supervisor import Line as SupervisedLine
-from daemon1521.daemon.supervisor import LineContext
 from daemon1521.emulator.clock import FRAME_SECONDS, EmuClock
 from daemon1521.emulator.modem import available_personalities
 from daemon1521.logs import setup_logging
@@ -123,7 +123,7 @@ class LoadSite(EmulatedSite):
     def clock(self) -> EmuClock:
         return self.rig.clock
 
-    def serving(self, number: str) -> tuple[SupervisedLine, LineContext] | None:
+    def serving(self, number: str) -> tuple[SupervisedLine, Call] | None:
         """The line whose call in progress is from ``number``, and that call."""
         for line in self.lines:
             call = line.current
@@ -139,11 +139,11 @@ class LoadSite(EmulatedSite):
         calls = [(line, line.current) for line in self.lines if line.current is not None]
         for phone in self.rig.phones.values():
             await phone.hang_up()
-        start = self.clock.now
+        start = self.clock.now()
 
-        async def idle(line: SupervisedLine, call: LineContext | None) -> float | None:
+        async def idle(line: SupervisedLine, call: Call | None) -> float | None:
             if await line.wait_for(lambda line: line.current is not call, wait):
-                return self.clock.now - start
+                return self.clock.now() - start
             return None
 
         times = await asyncio.gather(*(idle(line, call) for line, call in calls))
@@ -259,13 +259,13 @@ class SiteWatch:
         self.wall0 = time.monotonic()
         self.cpu0 = time.process_time()
         self.loop_cpu0 = time.thread_time()
-        self.emulated0 = self.clock.now
+        self.emulated0 = self.clock.now()
         self.worst = 0.0
         self.in_call = 0.0
 
     def spent(self) -> Spent:
         wall = time.monotonic() - self.wall0
-        emulated = self.clock.now - self.emulated0
+        emulated = self.clock.now() - self.emulated0
         return Spent(
             wall=wall,
             cpu=time.process_time() - self.cpu0,
@@ -275,10 +275,10 @@ class SiteWatch:
         )
 
     async def run(self) -> None:
-        before = self.clock.now
+        before = self.clock.now()
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            now = self.clock.now
+            now = self.clock.now()
             busy = sum(1 for line in self.site.lines if line.state == "in_call")
             self.in_call += busy * (now - before)
             before = now
@@ -332,7 +332,7 @@ class RunFigures:
 async def full_call(site: LoadSite, caller: Caller, bill: DemoBill) -> CallResult:
     """One call through the 1521 script to ``not_paid``, timed at the line's end."""
     clock = site.clock
-    result = CallResult(caller.phone.number, clock.now, "not answered")
+    result = CallResult(caller.phone.number, clock.now(), "not answered")
     try:
         await caller.dial()
     except RuntimeError:
@@ -356,7 +356,7 @@ async def full_call(site: LoadSite, caller: Caller, bill: DemoBill) -> CallResul
     except AssertionError as exc:
         result.ended = f"script broke off: {exc}"
     finally:
-        result.hung_up_at = clock.now
+        result.hung_up_at = clock.now()
         await caller.hang_up()
         if idle is not None:
             if result.ended == "done":
@@ -367,10 +367,10 @@ async def full_call(site: LoadSite, caller: Caller, bill: DemoBill) -> CallResul
     return result
 
 
-async def _idle_again(site: LoadSite, line: SupervisedLine, call: LineContext) -> float:
+async def _idle_again(site: LoadSite, line: SupervisedLine, call: Call) -> float:
     """Line time at which ``line`` is done with ``call`` (it is idle in the same step)."""
     await line.wait_for(lambda line: line.current is not call, 600.0 / site.speed + 10.0)
-    return site.clock.now
+    return site.clock.now()
 
 
 async def subscriber(

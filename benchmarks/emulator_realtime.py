@@ -83,10 +83,10 @@ async def _line(rig: Rig, modem: VoiceModem, index: int) -> bool:
 async def _round(lines: int, speed: float) -> Round:
     personalities = [PERSONALITIES[i % len(PERSONALITIES)] for i in range(lines)]
     async with Rig(lines, personalities, speed=speed) as rig:
-        modems = [VoiceModem(str(m.link), time_scale=speed, rings_to_answer=1) for m in rig.modems]
+        modems = [VoiceModem(str(m.link), clock=rig.clock, rings_to_answer=1) for m in rig.modems]
         await asyncio.gather(*(m.open() for m in modems))
         try:
-            start_emulated = rig.clock.now
+            start_emulated = rig.clock.now()
             start_wall, start_cpu = time.monotonic(), time.process_time()
             results = await asyncio.gather(
                 *(_line(rig, modem, i) for i, modem in enumerate(modems)),
@@ -94,7 +94,7 @@ async def _round(lines: int, speed: float) -> Round:
             )
             wall = time.monotonic() - start_wall
             cpu = time.process_time() - start_cpu
-            emulated = rig.clock.now - start_emulated
+            emulated = rig.clock.now() - start_emulated
         finally:
             await asyncio.gather(*(m.close() for m in modems), return_exceptions=True)
     completed = sum(1 for r in results if r is True)

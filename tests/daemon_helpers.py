@@ -16,53 +16,54 @@ from pathlib import Path
 import numpy as np
 
 from daemon1521.billing.store import CallOutcome
-from daemon1521.daemon.supervisor import LineContext
+from daemon1521.daemon.call import Call
 from daemon1521.dsp import codecs
 from daemon1521.dsp.tones import tone
 from daemon1521.modem.errors import ModemError
-from daemon1521.modem.voice import CallEnded, IncomingCall, VoiceModem
+from daemon1521.modem.voice import CallEnded
 
 KEY_WAIT = 60.0
 """Line seconds the handler waits for a key after its greeting."""
 
 
-async def short_call(
-    modem: VoiceModem,
-    call: IncomingCall,
-    ctx: LineContext,
-    prompt: str | None = "welcome",
-) -> None:
-    """Answer, play ``prompt`` (a 440 Hz tone when None), wait for a key, hang up."""
-    store = ctx.store
+async def short_call(call: Call, prompt: str | None = "welcome") -> None:
+    """Answer, play ``prompt`` (a 440 Hz tone when None), wait for a key; the line hangs up."""
+    store, modem = call.store, call.modem
     assert store is not None
-    ctx.call_id = store.open_call(ctx.line, ctx.caller)
+    call_id = store.open_call(call.line, call.caller)
+    call.report(call_id=call_id)
     outcome, reason = CallOutcome.NO_INPUT, "no key"
     try:
         await modem.answer()
-        ctx.flow_state = "greeting"
-        if prompt is not None and ctx.prompts is not None:
-            audio = ctx.prompts.encoded(prompt, modem.codec)
+        call.report(state="greeting")
+        if prompt is not None and call.prompts is not None:
+            audio = call.prompts.encoded(prompt, modem.codec)
         else:
             audio = codecs.encode(tone([440.0], 0.5), modem.codec)
         key = await modem.play(audio, barge_in=True)
-        ctx.flow_state = "waiting_for_key"
+        call.report(state="waiting_for_key")
         if key is None:
             key = await modem.next_key(KEY_WAIT)
         if key is not None:
             outcome, reason = CallOutcome.NO_DEBT, "a key was pressed"
-            ctx.flow_state = "goodbye"
+            call.report(state="goodbye")
     except CallEnded as exc:
-        outcome, reason = CallOutcome.HUNG_UP, f"hung up in {ctx.flow_state} ({exc.hung_up.reason})"
+        outcome, reason = (
+            CallOutcome.HUNG_UP,
+            f"hung up in {call.flow_state} ({exc.hung_up.reason})",
+        )
     except ModemError:
-        outcome, reason = CallOutcome.ERROR, f"line failed in {ctx.flow_state}"
+        outcome, reason = CallOutcome.ERROR, f"line failed in {call.flow_state}"
         raise
     finally:
-        store.close_call(ctx.call_id, outcome, reason)
+        store.close_call(call_id, outcome, reason)
 
 
-async def tone_call(modem: VoiceModem, call: IncomingCall, ctx: LineContext) -> None:
-    """:func:`short_call` with a tone instead of a prompt."""
-    await short_call(modem, call, ctx, prompt=None)
+class ToneCalls:
+    """A call handler: :func:`short_call` with a tone instead of a prompt."""
+
+    async def take_call(self, call: Call) -> None:
+        await short_call(call, prompt=None)
 
 
 class NotifyListener:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon1521.clock import LoopClock
 from daemon1521.modem.at import (
     AtEngine,
     CallerIdLine,
@@ -430,7 +431,7 @@ class Rig:
     engine: AtEngine
 
 
-SCALE = 10.0  # the engine's time scale in these tests: timeouts below are modem seconds
+SCALE = 10.0  # the engine clock's speed in these tests: timeouts below are line seconds
 
 
 @pytest.fixture
@@ -439,7 +440,7 @@ async def rig() -> AsyncIterator[Rig]:
     port = await open_port(peer.path)
     peer.release_slave()
     modem = FakeModem(peer)
-    engine = AtEngine(port, time_scale=SCALE)
+    engine = AtEngine(port, clock=LoopClock(SCALE))
     await engine.start()
     try:
         yield Rig(peer, modem, engine)

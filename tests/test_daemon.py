@@ -1,9 +1,10 @@
 """The daemon in this process, on emulated lines: readiness, faults, operators, drain.
 
-The exchange and its modems run in the test's event loop at 30x real time;
-the daemon opens their ptys exactly as it opens /dev/ttyACM0. Calls are
-answered by a small handler (tone, one key, record), so these tests are
-about the daemon, not the 1521 script.
+The exchange and its modems run in the test's event loop as fast as the host
+allows, and the daemon runs on the exchange's clock; it opens their ptys
+exactly as it opens /dev/ttyACM0. Calls are answered by a small handler
+(tone, one key, record), so these tests are about the daemon, not the 1521
+script.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.control import arequest
 from daemon1521.daemon.supervisor import Line
 from daemon1521.emulator.rig import Rig
-from tests.daemon_helpers import NotifyListener, config_text, tone_call
+from tests.daemon_helpers import NotifyListener, ToneCalls, config_text
 
-SPEED = 30.0
 CALLER = "09121234567"
 OTHER_CALLER = "09351112233"
 
@@ -54,14 +54,14 @@ class Site:
 async def make_site(tmp_path: Path, **config: Any) -> Site:
     """An exchange with two modems and a daemon (not started) configured for them."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    rig = Rig(2, ["conexant-cx93001", "usr-5637"], speed=SPEED)
+    rig = Rig(2, ["conexant-cx93001", "usr-5637"], speed=None)
     await rig.start()
     notify = NotifyListener(tmp_path / "notify.sock")
     config_file = tmp_path / "daemon1521.toml"
     config.setdefault("drain", 30.0)
     config_file.write_text(config_text(tmp_path, [str(m.link) for m in rig.modems], **config))
     env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000"}
-    daemon = Daemon(load_config(config_file), handler=tone_call, time_scale=SPEED, env=env)
+    daemon = Daemon(load_config(config_file), handler=ToneCalls(), clock=rig.clock, env=env)
     return Site(rig, daemon, notify, tmp_path)
 
 

@@ -881,10 +881,10 @@ async def test_dial_tone_and_polarity_reversal_events(make_bed) -> None:
     await bed.host.send(b"ATD2222;\r")
     assert await bank.wait_for_ring(30) is not None
     await bank.answer()
-    answered_at = bed.clock.now
+    answered_at = bed.clock.now()
     # ringback bursts (DLE r) while it rang, then the reversal (DLE L) and OK
     assert re.fullmatch(rb"(\x10r)*\x10L\r\nOK\r\n", await bed.host.expect(FINAL, timeout=10))
-    assert bed.clock.now - answered_at < 1.0  # no +VRA wait
+    assert bed.clock.now() - answered_at < 1.0  # no +VRA wait
 
 
 async def test_data_mode_dial_finds_no_carrier(make_bed) -> None:

@@ -137,9 +137,9 @@ async def test_an_error_inside_the_modem_does_not_stop_the_exchange(make_bed) ->
         raise RuntimeError("injected fault")
 
     bed.modem._record_frame = broken  # type: ignore[method-assign]
-    start = bed.clock.now
+    start = bed.clock.now()
     await bed.wait(1.0)
-    assert bed.clock.now >= start + 1.0
+    assert bed.clock.now() >= start + 1.0
     assert bed.modem.faults["receive"] >= 40
     assert bed.exchange.faults(MODEM_NUMBER) == {}  # nothing escaped to the exchange
     del bed.modem._record_frame

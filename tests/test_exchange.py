@@ -280,11 +280,11 @@ class RingLog(Phone):
 
     def ringing(self, on: bool) -> None:
         super().ringing(on)
-        self.log.append((self.clock.now, "ring on" if on else "ring off"))
+        self.log.append((self.clock.now(), "ring on" if on else "ring off"))
 
     def caller_id(self, cid: CallerId) -> None:
         super().caller_id(cid)
-        self.log.append((self.clock.now, "cid"))
+        self.log.append((self.clock.now(), "cid"))
 
 
 @pytest.mark.parametrize(
@@ -337,7 +337,7 @@ async def test_caller_id_time_is_emulated_wall_clock(exchange):
     cid = await b.wait_for_ring(10)
     assert cid is not None
     offset = (cid.when - exchange.epoch).total_seconds()
-    assert offset == pytest.approx(exchange.clock.now, abs=0.1)
+    assert offset == pytest.approx(exchange.clock.now(), abs=0.1)
     await b.answer()
     assert await calling == "answered"
 

@@ -21,7 +21,6 @@ from daemon1521.testbed.caller import Caller
 from daemon1521.testbed.ears import Ears
 from daemon1521.testbed.site import DemoBill, EmulatedSite
 
-SPEED = 20.0
 CONEXANT = "conexant-cx93001"
 USR = "usr-5637"
 IDLE_WITHIN = 2.5
@@ -75,7 +74,6 @@ async def site_for(
             tmp_path / f"calls-{len(sites)}.db",
             prompts=prompts,
             bills=BILLS,
-            speed=SPEED,
             personality=personality,
             ears=ears,
         )
@@ -422,11 +420,11 @@ async def test_hang_up_in_every_state(
                 await caller.hear(leave.removeprefix("listening:"))
                 await caller.wait(1.0)
                 limit = IDLE_WITHIN
-            left_at = site.rig.clock.now
+            left_at = site.rig.clock.now()
             await caller.hang_up()
-            while site.line_state != "idle" and site.rig.clock.now - left_at < 2 * limit:
+            while site.line_state != "idle" and site.rig.clock.now() - left_at < 2 * limit:
                 await caller.wait(0.02)
-            assert site.rig.clock.now - left_at <= limit, f"line still busy after {state}"
+            assert site.rig.clock.now() - left_at <= limit, f"line still busy after {state}"
             record = await finished(site, count)
             assert record.last_state == state
             assert record.outcome == DECIDED.get(state, "hung_up")

@@ -1,9 +1,13 @@
-"""The answer loop of a line: every call answered, recorded, hung up, whatever happens."""
+"""The 1521 attendant on one call: answered, recorded, reported, hung up, whatever happens.
+
+The daemon's line task hands each call to :meth:`Attendant.take_call`; here
+the call and its modem are fakes (the end-to-end path is tests/test_flow1521.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -11,11 +15,12 @@ import pytest
 from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.store import CallRecord, Store
-from daemon1521.ivr.attendant import Attendant, serve_line
+from daemon1521.clock import Clock, LoopClock
+from daemon1521.ivr.attendant import Attendant
 from daemon1521.ivr.flow1521 import Flow1521
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.modem.callerid import CallerInfo
-from daemon1521.modem.errors import NotResponding, PortError
+from daemon1521.modem.errors import NotResponding
 from daemon1521.modem.voice import IncomingCall
 from tests.test_dialog import FakeLine, NamePrompts
 
@@ -29,24 +34,14 @@ def incoming(number: str | None = "02133445566") -> IncomingCall:
 
 
 class FakeModem:
-    """Rings with the queued calls, then waits for ever; each call is a FakeLine."""
+    """A modem in one call: the call's audio is a FakeLine."""
 
-    def __init__(self, calls: list[tuple[IncomingCall, FakeLine]], time_scale: float = 100.0):
-        self.calls = deque(calls)
-        self.time_scale = time_scale
+    def __init__(self, line: FakeLine) -> None:
+        self.line = line
         self.state = "idle"
         self.codec = "fake"
-        self.line: FakeLine | None = None
         self.answered = 0
-        self.hung_up = 0
         self.fail_answer: Exception | None = None
-        self.down_after_call = False
-
-    async def wait_for_call(self, timeout: float | None = None) -> IncomingCall | None:
-        if not self.calls:
-            await asyncio.Event().wait()
-        call, self.line = self.calls.popleft()
-        return call
 
     async def answer(self) -> None:
         if self.fail_answer is not None:
@@ -54,24 +49,44 @@ class FakeModem:
         self.answered += 1
         self.state = "in_call"
 
-    async def hang_up(self) -> None:
-        self.hung_up += 1
-        self.state = "down" if self.down_after_call else "idle"
-
     async def play(self, audio: bytes, *, barge_in: bool = True) -> str | None:
-        assert self.line is not None
         return await self.line.play(audio, barge_in=barge_in)
 
     async def next_key(self, timeout: float) -> str | None:
-        assert self.line is not None
         return await self.line.next_key(timeout)
 
     def pending_keys(self) -> int:
-        return self.line.pending_keys() if self.line else 0
+        return self.line.pending_keys()
 
     def flush_keys(self) -> None:
-        if self.line:
-            self.line.flush_keys()
+        self.line.flush_keys()
+
+
+@dataclass
+class FakeCall:
+    """What the daemon's line task hands the attendant: it counts hang-ups and reports."""
+
+    modem: FakeModem
+    store: AsyncStore
+    incoming: IncomingCall = field(default_factory=incoming)
+    line: str = "line1"
+    settings: IvrSettings = field(default_factory=IvrSettings)
+    prompts: NamePrompts = field(default_factory=NamePrompts)
+    # store reads take real time on the store's thread: not too fast a clock
+    clock: Clock = field(default_factory=lambda: LoopClock(100))
+    hung_up: int = 0
+    reports: list[tuple[int | None, str | None]] = field(default_factory=list)
+    asking: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the flow asks for the bill ID."""
+
+    def report(self, *, call_id: int | None = None, state: str | None = None) -> None:
+        self.reports.append((call_id, state))
+        if state == "ask_bill":
+            self.asking.set()
+
+    async def hang_up(self) -> None:
+        self.hung_up += 1
+        self.modem.state = "idle"
 
 
 class SlowLine(FakeLine):
@@ -98,35 +113,25 @@ async def recorded(store: AsyncStore) -> list[CallRecord]:
     return await store.recent_calls()
 
 
-def zero_debt_call() -> FakeLine:
-    return FakeLine(
-        answers={
-            "ask_bill_id": [BILL + "#"],
-            "bill_entered_confirm": ["1"],
-            "offer_remember_bill": ["2"],
-        }
+def zero_debt_call() -> FakeModem:
+    return FakeModem(
+        FakeLine(
+            answers={
+                "ask_bill_id": [BILL + "#"],
+                "bill_entered_confirm": ["1"],
+                "offer_remember_bill": ["2"],
+            }
+        )
     )
 
 
-async def serve_until(attendant: Attendant, calls: int) -> None:
-    """Serve until ``calls`` calls are done and the line waits again; then stop."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(attendant.serve(stop))
-    try:
-        while attendant.calls < calls or not attendant.waiting.is_set():
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.001)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
-
-
 async def test_calls_are_answered_recorded_and_hung_up(store: AsyncStore) -> None:
-    modem = FakeModem([(incoming(), zero_debt_call()), (incoming(None), zero_debt_call())])
-    attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line7")
-    await serve_until(attendant, 2)
-    assert (modem.answered, modem.hung_up) == (2, 2)
+    attendant = Attendant()
+    first_call = FakeCall(zero_debt_call(), store, line="line7")
+    second_call = FakeCall(zero_debt_call(), store, incoming(None), line="line7")
+    for call in (first_call, second_call):
+        await attendant.take_call(call)
+        assert (call.modem.answered, call.hung_up) == (1, 1)
     second, first = await recorded(store)
     assert first.line == "line7" and first.caller_number == "02133445566"
     assert second.caller_number is None
@@ -137,7 +142,15 @@ async def test_calls_are_answered_recorded_and_hung_up(store: AsyncStore) -> Non
     assert "offer_remember_bill" in first.states and "offer_remember_bill" not in second.states
 
 
-async def test_a_failing_flow_does_not_stop_the_line(
+async def test_progress_is_reported_as_the_call_goes(store: AsyncStore) -> None:
+    call = FakeCall(zero_debt_call(), store)
+    await Attendant().take_call(call)
+    (record,) = await recorded(store)
+    assert call.reports[0] == (record.id, None)
+    assert [state for _, state in call.reports[1:]] == list(record.states)
+
+
+async def test_a_failing_flow_is_recorded_and_does_not_escape(
     store: AsyncStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failures = [RuntimeError("a bug")]
@@ -149,75 +162,52 @@ async def test_a_failing_flow_does_not_stop_the_line(
         return await real_ask(self)
 
     monkeypatch.setattr(Flow1521, "ask_bill", ask_bill)
-    modem = FakeModem([(incoming(), zero_debt_call()), (incoming(), zero_debt_call())])
-    attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
-    await serve_until(attendant, 2)
+    attendant = Attendant()
+    calls = [FakeCall(zero_debt_call(), store), FakeCall(zero_debt_call(), store)]
+    for call in calls:
+        await attendant.take_call(call)
     second, first = await recorded(store)
     assert (first.outcome, first.last_state) == ("error", "ask_bill")
     assert first.reason == "flow error: RuntimeError" and first.ended_at is not None
     assert second.outcome == "no_debt"
-    assert modem.hung_up == 2
+    assert [call.hung_up for call in calls] == [1, 1]
 
 
-async def test_answer_failure_is_recorded_and_the_line_goes_on(store: AsyncStore) -> None:
-    modem = FakeModem([(incoming(), zero_debt_call())])
-    modem.fail_answer = NotResponding("modem stopped answering")
-    attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
-    await serve_until(attendant, 1)
+async def test_answer_failure_is_recorded(store: AsyncStore) -> None:
+    call = FakeCall(zero_debt_call(), store)
+    call.modem.fail_answer = NotResponding("modem stopped answering")
+    await Attendant().take_call(call)
     (record,) = await recorded(store)
     assert record.outcome == "error" and "modem failed" in (record.reason or "")
-    assert record.answered_at is None and modem.hung_up == 1
+    assert record.answered_at is None and call.hung_up == 1
 
 
 async def test_call_length_cap_ends_a_call(store: AsyncStore) -> None:
     settings = IvrSettings(max_call_seconds=30, first_digit_timeout=20)
-    modem = FakeModem([(incoming(), SlowLine())], time_scale=1000)
-    attendant = Attendant(modem, store, NamePrompts(), settings, "line1")
-    await serve_until(attendant, 1)
+    call = FakeCall(FakeModem(SlowLine()), store, settings=settings, clock=LoopClock(1000))
+    await Attendant().take_call(call)
     (record,) = await recorded(store)
     assert (record.outcome, record.last_state) == ("hung_up", "ask_bill")
     assert record.reason == "call length limit reached"
-    assert modem.hung_up == 1
+    assert call.hung_up == 1
 
 
 async def test_store_down_at_the_ring_still_answers(store: AsyncStore) -> None:
     with Store.open(store.path) as db:
         db.db.execute("DROP TABLE calls")
-    modem = FakeModem([(incoming(), zero_debt_call())])
-    attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
-    await serve_until(attendant, 1)
-    assert modem.answered == 1 and modem.hung_up == 1
-    assert attendant.last is not None and attendant.last.outcome == "no_debt"
-
-
-async def test_a_modem_left_down_ends_the_loop_for_the_supervisor(store: AsyncStore) -> None:
-    modem = FakeModem([(incoming(), zero_debt_call())])
-    modem.down_after_call = True
-    with pytest.raises(PortError):
-        await serve_line(modem, store, NamePrompts(), IvrSettings(), "line1")
-    (record,) = await recorded(store)
-    assert record.outcome == "no_debt"
-
-
-async def test_stop_while_idle_returns(store: AsyncStore) -> None:
-    modem = FakeModem([])
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve_line(modem, store, NamePrompts(), IvrSettings(), "l", stop))
-    await asyncio.sleep(0.01)
-    stop.set()
-    await asyncio.wait_for(task, 1)
-    assert modem.answered == 0
+    call = FakeCall(zero_debt_call(), store)
+    result = await Attendant().take_call(call)
+    assert call.modem.answered == 1 and call.hung_up == 1
+    assert result is not None and result.outcome == "no_debt"
 
 
 async def test_cancelled_mid_call_hangs_up_and_closes_the_record(store: AsyncStore) -> None:
-    modem = FakeModem([(incoming(), SlowLine())], time_scale=10)
-    attendant = Attendant(modem, store, NamePrompts(), IvrSettings(), "line1")
-    task = asyncio.create_task(attendant.serve())
-    while attendant.current is None:
-        await asyncio.sleep(0.001)
+    call = FakeCall(FakeModem(SlowLine()), store, clock=LoopClock(10))
+    task = asyncio.create_task(Attendant().take_call(call))
+    await asyncio.wait_for(call.asking.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     (record,) = await recorded(store)
     assert record.outcome == "error" and "stopped" in (record.reason or "")
-    assert modem.hung_up == 1
+    assert call.hung_up == 1

@@ -89,9 +89,9 @@ async def test_wait_for_silence(exchange):
     await call(a, b)
     b.say(tone([700], 1.0))
     await a.wait(0.1)
-    started = exchange.clock.now
+    started = exchange.clock.now()
     assert await a.wait_for_silence(0.5, timeout=5.0)
-    assert exchange.clock.now - started == pytest.approx(0.9 + 0.5, abs=0.05)
+    assert exchange.clock.now() - started == pytest.approx(0.9 + 0.5, abs=0.05)
 
 
 async def test_wait_heard_and_transcript_recognise_prompts_from_audio(exchange):
@@ -123,10 +123,10 @@ async def test_press_sends_dtmf_and_validates(exchange):
     with pytest.raises(ValueError, match="DTMF"):
         await a.press("1x")
     await call(a, b)
-    started = exchange.clock.now
+    started = exchange.clock.now()
     await a.press("42", on=0.1, gap=0.2)
     # returns once the last tone is out: tone, gap, tone
-    assert exchange.clock.now - started == pytest.approx(0.4, abs=0.03)
+    assert exchange.clock.now() - started == pytest.approx(0.4, abs=0.03)
     await a.wait(0.3)
     assert keys_in(b.heard) == "42"
 
@@ -172,9 +172,9 @@ async def test_dial_from_a_parked_line_lifts_again(exchange):
 
 async def test_wait_for_ring_times_out_without_a_call(exchange):
     a = Phone.on(exchange, A)
-    started = exchange.clock.now
+    started = exchange.clock.now()
     assert await a.wait_for_ring(2.0) is None
-    assert exchange.clock.now - started == pytest.approx(2.0, abs=0.05)
+    assert exchange.clock.now() - started == pytest.approx(2.0, abs=0.05)
 
 
 async def test_wait_for_ring_counts_a_call_already_ringing(exchange):

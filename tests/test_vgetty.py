@@ -259,12 +259,12 @@ def new_log(port: Port, offset: int) -> str:
 
 async def until(rig: Rig, condition: Callable[[], bool], timeout: float, what: str) -> float:
     """Wait (emulated time) for ``condition``; return how long it took."""
-    start = rig.clock.now
+    start = rig.clock.now()
     while not condition():
-        if rig.clock.now - start > timeout:
+        if rig.clock.now() - start > timeout:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await rig.clock.sleep(0.05)
-    return rig.clock.now - start
+    return rig.clock.now() - start
 
 
 # -- the calls --------------------------------------------------------------------

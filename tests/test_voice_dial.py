@@ -60,10 +60,10 @@ async def test_dial_busy_then_no_answer_then_dials_again(personality):
         assert await modem.dial(FAR) == "busy"
         assert modem.state == "idle"
         await far.hang_up()
-        started = rig.clock.now
+        started = rig.clock.now()
         # rings on and on: the driver's own limit ends it, the line goes back on hook
         assert await modem.dial(FAR, timeout=12.0) == "no_answer"
-        assert 12.0 <= rig.clock.now - started < 20.0
+        assert 12.0 <= rig.clock.now() - started < 20.0
         assert modem.state == "idle"
         await far.wait(0.2)
         assert far.state == "idle"  # ringing stopped: the modem abandoned the call

@@ -66,7 +66,7 @@ def prompt(codec: str, seconds: float = PROMPT_SECONDS) -> bytes:
 async def hang_up_later(phone, seconds: float) -> float:
     await phone.wait(seconds)
     await phone.hang_up()
-    return phone.clock.now
+    return phone.clock.now()
 
 
 @EVERY_CHIP
@@ -81,7 +81,7 @@ async def test_far_end_hangs_up_while_listening(personality):
         finally:
             await wait_cancelled(hanging)
         assert ended.value.hung_up.reason == LISTENING[personality]
-        assert rig.clock.now - hung_up_at < 3.5
+        assert rig.clock.now() - hung_up_at < 3.5
         with pytest.raises(CallEnded):  # the verdict stands until the driver hangs up
             await modem.play(prompt(modem.codec, 1.0))
         await modem.hang_up()
@@ -92,13 +92,13 @@ async def test_far_end_hangs_up_while_listening(personality):
 async def test_far_end_hangs_up_during_a_prompt(personality):
     async with emulated_site(personality) as (rig, modem):
         phone, _ = await call_in(rig, modem)
-        started = rig.clock.now
+        started = rig.clock.now()
         hanging = asyncio.create_task(hang_up_later(phone, HANG_UP_AFTER))
         try:
             expected = DURING_PROMPT[personality]
             if expected is None:
                 assert await modem.play(prompt(modem.codec)) is None
-                assert rig.clock.now - started >= PROMPT_SECONDS
+                assert rig.clock.now() - started >= PROMPT_SECONDS
                 with pytest.raises(CallEnded) as ended:
                     await modem.next_key(30.0)
                 assert ended.value.hung_up.reason == "busy_tone"
@@ -106,7 +106,7 @@ async def test_far_end_hangs_up_during_a_prompt(personality):
                 with pytest.raises(CallEnded) as ended:
                     await modem.play(prompt(modem.codec))
                 assert ended.value.hung_up.reason == expected
-                assert rig.clock.now - started < HANG_UP_AFTER + 3.5
+                assert rig.clock.now() - started < HANG_UP_AFTER + 3.5
             await hanging
         finally:
             await wait_cancelled(hanging)
@@ -118,7 +118,7 @@ async def test_far_end_hangs_up_during_a_prompt(personality):
 async def test_dial_tone_after_the_far_end_clears(personality):
     async with emulated_site(personality, plan=DIAL_TONE_AFTER_CLEAR) as (rig, modem):
         phone, _ = await call_in(rig, modem)
-        started = rig.clock.now
+        started = rig.clock.now()
         hanging = asyncio.create_task(hang_up_later(phone, HANG_UP_AFTER))
         try:
             expected = DIAL_TONE_DURING_PROMPT[personality]
@@ -128,7 +128,7 @@ async def test_dial_tone_after_the_far_end_clears(personality):
                 with pytest.raises(CallEnded) as ended:
                     await modem.play(prompt(modem.codec))
                 assert ended.value.hung_up.reason == expected
-                assert rig.clock.now - started < HANG_UP_AFTER + 4.0
+                assert rig.clock.now() - started < HANG_UP_AFTER + 4.0
             await hanging
         finally:
             await wait_cancelled(hanging)
@@ -149,11 +149,11 @@ async def test_long_silence_ends_the_call(personality):
             assert await modem.next_key(5.0) == "1"
         finally:
             await wait_cancelled(pressing)
-        started = rig.clock.now
+        started = rig.clock.now()
         with pytest.raises(CallEnded) as ended:
             await modem.next_key(30.0)
         assert ended.value.hung_up.reason == "silence"
-        assert 4.0 <= rig.clock.now - started < 6.0
+        assert 4.0 <= round(rig.clock.now() - started, 6) < 6.0  # whole frames, as floats
         assert phone.off_hook  # the caller is still there, saying nothing
         await modem.hang_up()
         await phone.hang_up()
@@ -188,10 +188,11 @@ async def test_port_failure_mid_call_ends_it_promptly(personality, during):
         await modem.hang_up()  # nothing to talk to: must not hang or raise
         # the device comes back: the driver reopens it and takes the next call
         await emulated.reappear()
-        info = await modem.reopen(timeout=10.0)
+        await modem.close()
+        info = await modem.open()
         assert info.profile
         await phone.hang_up()
-        if during == "listen":  # (the faults tests take calls after a reopen too)
+        if during == "listen":  # (the faults tests take calls after reopening too)
             phone2, incoming = await call_in(rig, modem, "09350000000")
             assert incoming.number == "09350000000"
             await phone2.hang_up()

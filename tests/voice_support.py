@@ -2,9 +2,9 @@
 
 Every test drives the real driver over a real pseudo-terminal against an
 emulated modem of one personality, and judges it by what the far phone heard
-and what the driver returned. Time: the exchange clock runs ``SPEED`` times
-faster than real time and the driver is told the same ``time_scale``; every
-duration below is emulated seconds. ``REAL_LIMIT`` (real seconds) bounds each
+and what the driver returned. Time: the exchange clock runs as fast as the
+host allows unless a test asks for a speed, and the driver runs on that same
+clock; every duration below is emulated seconds. ``REAL_LIMIT`` (real seconds) bounds each
 scenario so a hang fails fast instead of waiting for pytest's timeout.
 
 The barge-in test reads one private attribute of the emulated modem (its
@@ -37,7 +37,6 @@ PERSONALITIES = (
     "field-quirks",
     "multitech-mt5634zpx",
 )
-SPEED = 50.0
 REAL_LIMIT = 20.0
 CALLER = "09121234567"
 LOUD = 300
@@ -68,7 +67,7 @@ EXPECTED_CODEC = {
 async def emulated_site(
     personality: str,
     *,
-    speed: float = SPEED,
+    speed: float | None = None,
     plan: TonePlan | None = None,
     real_limit: float = REAL_LIMIT,
     **modem_options: Any,
@@ -76,7 +75,7 @@ async def emulated_site(
     """A one-line exchange with the driver opened on its modem; all closed after."""
     async with asyncio.timeout(real_limit):
         async with Rig(1, [personality], speed=speed, plan=plan or TonePlan()) as rig:
-            modem = VoiceModem(str(rig.modems[0].link), time_scale=speed, **modem_options)
+            modem = VoiceModem(str(rig.modems[0].link), clock=rig.clock, **modem_options)
             try:
                 await modem.open()
                 yield rig, modem

@@ -28,6 +28,7 @@ from daemon1521.testbed.caller import Caller
 from daemon1521.testbed.site import DEMO_CALLER, DemoBill, EmulatedSite, sample_bills
 
 DEFAULT_SPEED = 8.0
+"""Emulated seconds per real second: quick, yet a person can follow along."""
 DEFAULT_PERSONALITY = "conexant-cx93001"
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import click
 import msgspec
 
+from daemon1521.clock import LoopClock
 from daemon1521.modem.errors import ModemError, ProfileError
 from daemon1521.modem.profile import FirmwareProfile, load_profiles
 from daemon1521.modem.profile_keys import KEYS
@@ -33,7 +34,9 @@ def modem() -> None:
 @click.option("--profile", default="auto", show_default=True, help="Force a firmware profile.")
 @click.option("--profiles-dir", type=click.Path(file_okay=False), help="Firmware profiles.")
 @click.option("--region", help="Caller-ID region for chips that need one (e.g. etsi_fsk).")
-@click.option("--time-scale", default=1.0, hidden=True, help="For emulated modems.")
+@click.option(
+    "--time-scale", "speed", default=1.0, hidden=True, help="For emulated modems: their speed."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.option(
     "--trace",
@@ -45,7 +48,7 @@ def probe(
     profile: str,
     profiles_dir: str | None,
     region: str | None,
-    time_scale: float,
+    speed: float,
     as_json: bool,
     trace: str | None,
 ) -> None:
@@ -57,7 +60,7 @@ def probe(
     """
     try:
         profiles = load_profiles(profiles_dir)
-        info = asyncio.run(_probe(port, profile, profiles, region, time_scale, trace))
+        info = asyncio.run(_probe(port, profile, profiles, region, speed, trace))
     except (ProfileError, ValueError) as exc:
         click.echo(f"daemon1521 modem probe: {exc}", err=True)
         sys.exit(2)
@@ -95,7 +98,7 @@ async def _probe(
     profile: str,
     profiles: list,
     region: str | None,
-    time_scale: float,
+    speed: float,
     trace: str | None = None,
 ) -> ModemInfo:
     modem_ = VoiceModem(
@@ -103,7 +106,7 @@ async def _probe(
         profile=profile,
         profiles=profiles,
         region=region,
-        time_scale=time_scale,
+        clock=LoopClock(speed),
         trace=trace,
     )
     try:

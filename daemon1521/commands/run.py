@@ -116,16 +116,17 @@ async def _main(
     speed: float,
     fixed_level: str | None,
 ) -> int:
+    from daemon1521.clock import Clock, LoopClock
     from daemon1521.daemon.app import Daemon, StartupError
     from daemon1521.testbed.emulated import run_emulated
 
-    def make(lines: Sequence[LineConfig] | None) -> Daemon:
-        return Daemon(config, time_scale=speed, lines=lines, log_level=fixed_level)
+    def make(lines: Sequence[LineConfig] | None, clock: Clock) -> Daemon:
+        return Daemon(config, clock=clock, lines=lines, log_level=fixed_level)
 
     try:
         if emulated:
             return await run_emulated(make, emulated, personalities or DEFAULT_PERSONALITIES, speed)
-        return await make(None).run()
+        return await make(None, LoopClock(speed)).run()
     except StartupError as exc:
         click.echo(f"daemon1521 run: cannot start: {exc}", err=True)
         return EXIT_FAILED

@@ -29,22 +29,22 @@ from daemon1521 import __version__
 from daemon1521.audio.prompts import PromptCatalog, PromptError, PromptLibrary
 from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.store import CallCounts, StoreUnavailable
+from daemon1521.clock import Clock, LoopClock
 from daemon1521.config import Config, ConfigError, LineConfig, load_config
+from daemon1521.daemon.call import CallHandler
 from daemon1521.daemon.control import ControlServer, ControlSocketError, RequestError
 from daemon1521.daemon.notify import Notifier, watchdog_interval, watchdog_loop
 from daemon1521.daemon.privacy import call_record
 from daemon1521.daemon.supervisor import (
-    CallHandler,
     LineActionError,
-    LineContext,
     ModemFactory,
     Services,
     Supervisor,
 )
+from daemon1521.ivr.attendant import Attendant
 from daemon1521.logs import setup_logging
 from daemon1521.modem.errors import ProfileError
 from daemon1521.modem.profile import load_profiles
-from daemon1521.modem.voice import IncomingCall, VoiceModem
 
 READY_WAIT = 120.0
 """Real seconds start-up waits for every line's first attempt before READY=1 anyway."""
@@ -57,21 +57,6 @@ RECORDS_SETTLE = 1.0
 
 class StartupError(Exception):
     """The daemon cannot start; the message says what to fix."""
-
-
-async def answer_with_flow(modem: VoiceModem, call: IncomingCall, context: LineContext) -> None:
-    """The default call handler: the 1521 flow, run by the attendant for one call."""
-    from daemon1521.ivr.attendant import Attendant
-
-    if context.store is None or context.prompts is None:
-        raise RuntimeError("the 1521 flow needs the store and the prompts")
-    attendant = Attendant(modem, context.store, context.prompts, context.settings, context.line)
-    context.follow(lambda: attendant.current)
-    try:
-        await attendant.take_call(call)
-    finally:
-        if attendant.last is not None and attendant.last.last_state is not None:
-            context.flow_state = str(attendant.last.last_state)
 
 
 def build_prompts(config: Config) -> PromptLibrary:
@@ -95,20 +80,23 @@ class Daemon:
         self,
         config: Config,
         *,
-        handler: CallHandler = answer_with_flow,
+        handler: CallHandler | None = None,
         notifier: Notifier | None = None,
-        time_scale: float = 1.0,
+        clock: Clock | None = None,
         lines: Sequence[LineConfig] | None = None,
         modem_factory: ModemFactory | None = None,
         log_level: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        """``lines`` replaces the config's lines (emulated runs); ``log_level``
-        fixes the level whatever the config says (the CLI's --log-level)."""
+        """``handler`` serves each call (the 1521 attendant unless told);
+        ``lines`` replaces the config's lines (emulated runs); ``clock`` is
+        the lines' time (the event loop's unless an emulator keeps it);
+        ``log_level`` fixes the level whatever the config says (the CLI's
+        --log-level)."""
         self.config = config
-        self.handler = handler
+        self.handler: CallHandler = handler if handler is not None else Attendant()
         self.notifier = notifier if notifier is not None else Notifier.from_env(env)
-        self.time_scale = time_scale
+        self.clock: Clock = clock if clock is not None else LoopClock()
         self.lines = tuple(lines) if lines is not None else config.lines
         self.modem_factory = modem_factory
         self.log_level = log_level
@@ -145,7 +133,7 @@ class Daemon:
                 self.handler,
                 Services(settings=config.ivr, store=self.store, prompts=prompts),
                 config.recovery,
-                time_scale=self.time_scale,
+                clock=self.clock,
                 profiles=profiles,
                 modem_factory=self.modem_factory,
                 on_change=self._lines_changed,
@@ -162,7 +150,7 @@ class Daemon:
             "daemon1521 {} starting {} line(s){}",
             __version__,
             len(self.lines),
-            f" at {self.time_scale:g}x line time" if self.time_scale != 1 else "",
+            _pace(self.clock),
         )
         self.supervisor.start()
         if not await self.supervisor.wait_initialised(READY_WAIT):
@@ -194,7 +182,7 @@ class Daemon:
         supervisor = self.supervisor
         finished = True
         if supervisor is not None:
-            drain = self.config.drain_timeout / self.time_scale
+            drain = self.config.drain_timeout
             in_call = sum(1 for line in supervisor.lines if line.current is not None)
             self.notifier.stopping(
                 f"stopping: {in_call} call(s) in progress" if in_call else "stopping"
@@ -337,7 +325,7 @@ class Daemon:
             "uptime": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
             "stopping": self.stop_requested.is_set(),
             "reloads": self.reloads,
-            "time_scale": self.time_scale,
+            "time_scale": self.clock.speed,
         }
 
     async def _status(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -465,6 +453,13 @@ def _midnight() -> datetime:
     """Today's start in local time (as UTC): what "calls today" counts from."""
     local = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
     return local.astimezone(UTC)
+
+
+def _pace(clock: Clock) -> str:
+    """How line time runs, for the start-up line: nothing when it is real time."""
+    if clock.speed is None:
+        return " on an emulator's clock, as fast as the host allows"
+    return f" at {clock.speed:g}x line time" if clock.speed != 1 else ""
 
 
 def _since(value: Any) -> datetime | None:

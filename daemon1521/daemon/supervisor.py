@@ -1,7 +1,9 @@
 """One task per telephone line: bring the modem up, take calls, recover from faults.
 
 A line's task opens its port, identifies and initialises the modem, then
-waits for calls and hands each to the call handler (the 1521 flow). Faults
+waits for calls and hands each to the call handler (the 1521 attendant) as a
+:class:`~daemon1521.daemon.call.Call`: the line's task owns the call from
+the ring to the hang-up, which it makes whatever the handler did. Faults
 (a port that fails, a modem that stops answering) close the port and retry
 with exponential backoff; after repeated failures the line is marked out of
 service and retried at a slow pace, without touching any other line. A call
@@ -12,18 +14,18 @@ close.
 Operators act on lines through :class:`Supervisor`: busy out (the modem goes
 off hook so the exchange hunts past it), return to service, reset. Lines
 with the outbound role form the pool the bank leg borrows from
-(:class:`OutboundPool`).
+(:class:`OutboundPool`, through ``call.outbound()``).
 
-Durations from the config are line seconds; ``time_scale`` divides them into
-real seconds, as for the modem driver.
+Durations from the config are line seconds, kept by the supervisor's clock
+(:mod:`daemon1521.clock`), which it shares with the modem driver.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -31,7 +33,9 @@ from loguru import logger
 
 from daemon1521.audio.prompts import PromptLibrary
 from daemon1521.billing.async_store import AsyncStore
+from daemon1521.clock import Clock, LoopClock
 from daemon1521.config import LineConfig, RecoveryConfig
+from daemon1521.daemon.call import Call, CallHandler
 from daemon1521.daemon.privacy import mask_caller
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.modem.errors import ModemError
@@ -75,71 +79,6 @@ class Services:
     prompts: PromptLibrary | None = None
 
 
-@dataclass
-class LineContext:
-    """One call's view of the daemon, handed to the call handler with the modem.
-
-    The handler reports progress for ``daemon1521 status``: either by setting
-    ``call_id`` (once it opened the call record) and ``flow_state`` as the
-    caller moves on, or by :meth:`follow`-ing an object that has both (a
-    running :class:`~daemon1521.ivr.flow1521.Flow1521`). ``caller`` is the
-    full number, for the flow's own use; it is shown masked everywhere.
-    """
-
-    line: str
-    label: str | None
-    caller: str | None
-    settings: IvrSettings
-    store: AsyncStore | None
-    prompts: PromptLibrary | None
-    pool: OutboundPool
-    time_scale: float = 1.0
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    _call_id: int | None = None
-    _flow_state: str | None = None
-    _source: Callable[[], Any] | None = None
-
-    def follow(self, source: Callable[[], Any]) -> None:
-        """Read ``call_id`` and ``state`` from ``source()`` (None while there is nothing)."""
-        self._source = source
-
-    def _follow_now(self) -> None:
-        """Copy what the followed object says; kept once it is gone (the call ended)."""
-        current = self._source() if self._source is not None else None
-        if current is None:
-            return
-        call_id, state = getattr(current, "call_id", None), getattr(current, "state", None)
-        if call_id is not None:
-            self._call_id = call_id
-        if state is not None:
-            self._flow_state = str(state)
-
-    @property
-    def call_id(self) -> int | None:
-        self._follow_now()
-        return self._call_id
-
-    @call_id.setter
-    def call_id(self, value: int | None) -> None:
-        self._call_id = value
-
-    @property
-    def flow_state(self) -> str | None:
-        self._follow_now()
-        return self._flow_state
-
-    @flow_state.setter
-    def flow_state(self, value: str | None) -> None:
-        self._flow_state = value
-
-    @property
-    def tag(self) -> str:
-        """``line1 call 17``: how log lines about this call begin."""
-        call_id = self.call_id
-        return f"{self.line} call {call_id if call_id is not None else '-'}"
-
-
-CallHandler = Callable[[VoiceModem, IncomingCall, LineContext], Awaitable[None]]
 ModemFactory = Callable[[LineConfig], VoiceModem]
 
 
@@ -165,7 +104,7 @@ class Line:
         self.calls_total = 0
         self._calls_today = 0
         self._today = date.today()
-        self.current: LineContext | None = None
+        self.current: Call | None = None
         self.initialised = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self._next_retry: float | None = None
@@ -176,6 +115,8 @@ class Line:
         self._call_task: asyncio.Task[None] | None = None
         self._lease_request: asyncio.Future[VoiceModem | None] | None = None
         self._lease_done = asyncio.Event()
+        self._returned = asyncio.Event()
+        self._returned.set()
 
     # -- what others see ----------------------------------------------------------
 
@@ -198,11 +139,11 @@ class Line:
 
     def snapshot(self) -> dict[str, Any]:
         """The line as ``daemon1521 status`` shows it (no caller number in clear)."""
-        loop_now = asyncio.get_running_loop().time()
+        now = self.sup.clock.now()
         call = self.current
         retry = None
         if self._next_retry is not None and self.state in ("recovering", "out_of_service"):
-            retry = round(max(0.0, self._next_retry - loop_now) * self.sup.time_scale, 1)
+            retry = round(max(0.0, self._next_retry - now), 1)
         info = self.info
         return {
             "name": self.name,
@@ -215,11 +156,7 @@ class Line:
             "caller": mask_caller(call.caller) if call else None,
             "call_id": call.call_id if call else None,
             "flow_state": call.flow_state if call else None,
-            "call_seconds": (
-                round((datetime.now(UTC) - call.started_at).total_seconds() * self.sup.time_scale)
-                if call
-                else None
-            ),
+            "call_seconds": round(now - call.started) if call else None,
             "modem": (
                 {
                     "manufacturer": info.manufacturer,
@@ -238,6 +175,10 @@ class Line:
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
             "retry_in": retry,
         }
+
+    async def next_change(self) -> None:
+        """Return once the line's state next changes."""
+        await self._changed.wait()
 
     async def wait_for(self, predicate: Callable[[Line], bool], timeout: float) -> bool:
         """Wait (real seconds) until ``predicate(self)`` holds; False on timeout."""
@@ -312,6 +253,10 @@ class Line:
     def give_back(self) -> None:
         self._lease_done.set()
 
+    async def wait_returned(self) -> None:
+        """Return once a lent line is on hook again (or its task has ended)."""
+        await self._returned.wait()
+
     # -- the task --------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -331,6 +276,7 @@ class Line:
             self._set_state("stopped")
             self.initialised.set()
             self._refuse_lease()
+            self._returned.set()
             # The driver cuts a cancelled task's awaits short (as it should);
             # closing in a task of its own lets the port really close.
             closer = asyncio.create_task(self._close_modem(), name=f"daemon1521-close-{self.name}")
@@ -340,7 +286,7 @@ class Line:
         if self.state not in ("recovering", "out_of_service"):
             self._set_state("starting")  # a failed line keeps its state while it is retried
         self.info = await self.modem.open()
-        self._up_since = asyncio.get_running_loop().time()
+        self._up_since = self.sup.clock.now()
         info = self.info
         logger.info(
             "{}: in service on {}: {} {} firmware {} (profile {})",
@@ -406,33 +352,37 @@ class Line:
         if timeout is None:
             await asyncio.Event().wait()
         else:
-            await asyncio.sleep(timeout / self.sup.time_scale)
+            await self.sup.clock.sleep(timeout)
 
     async def _health_check(self) -> None:
         """Re-initialise an idle modem: a chip that stopped answering shows up here."""
         await self.modem.initialise()
         self.failures = 0
 
-    async def _take_call(self, call: IncomingCall) -> None:
+    async def _take_call(self, incoming: IncomingCall) -> None:
         services = self.sup.services
-        context = LineContext(
+        call = Call(
             line=self.name,
             label=self.config.label,
-            caller=call.number,
+            incoming=incoming,
+            modem=self.modem,
             settings=services.settings,
             store=services.store,
             prompts=services.prompts,
             pool=self.sup.pool,
-            time_scale=self.sup.time_scale,
+            clock=self.sup.clock,
+            started=self.sup.clock.now(),
         )
-        self.current = context
+        self.current = call
         self.calls_total += 1
         self._calls_today = self.calls_today + 1
         self._set_state("in_call")
-        shown = mask_caller(call.number) or (call.caller.status if call.caller else "no caller ID")
-        logger.info("{}: incoming call from {} after {} ring(s)", self.name, shown, call.rings)
+        shown = mask_caller(incoming.number) or (
+            incoming.caller.status if incoming.caller else "no caller ID"
+        )
+        logger.info("{}: incoming call from {} after {} ring(s)", self.name, shown, incoming.rings)
         task = asyncio.create_task(
-            self.sup.handler(self.modem, call, context), name=f"daemon1521-call-{self.name}"
+            self.sup.handler.take_call(call), name=f"daemon1521-call-{self.name}"
         )
         self._call_task = task
         try:
@@ -446,27 +396,27 @@ class Line:
         failure: BaseException | None = None
         if task.cancelled():
             why = "cut short at shutdown" if self.sup.stopping else "cut by an operator's reset"
-            logger.warning("{}: call {}", context.tag, why)
+            logger.warning("{}: call {}", call.tag, why)
         elif isinstance(task.exception(), CallEnded):
             pass
         elif isinstance(task.exception(), ModemError | OSError):
             failure = task.exception()
         elif task.exception() is not None:
             exc = task.exception()
-            logger.opt(exception=exc).error("{}: call handler failed: {}", context.tag, exc)
+            logger.opt(exception=exc).error("{}: call handler failed: {}", call.tag, exc)
         try:
-            if self.modem.state == "in_call":
-                await self.modem.hang_up()
+            await call.hang_up()  # the one hang-up: a no-op if the handler made it
         finally:
-            elapsed = (datetime.now(UTC) - context.started_at).total_seconds()
-            state = f", last state {context.flow_state}" if context.flow_state else ""
+            elapsed = self.sup.clock.now() - call.started
+            state = f", last state {call.flow_state}" if call.flow_state else ""
             logger.info(
                 "{}: call ended after {:.0f} s{}",
-                context.tag if context.call_id is not None else self.name,
-                elapsed * self.sup.time_scale,
+                call.tag if call.call_id is not None else self.name,
+                elapsed,
                 state,
             )
             self.current = None
+        failure = failure or call.hang_up_failure
         if failure is not None:
             raise failure
         if self.modem.state == "down":
@@ -503,13 +453,18 @@ class Line:
             return
         self._set_state("in_call")
         logger.info("{}: lent for an outgoing call", self.name)
+        self._returned.clear()
         request.set_result(self.modem)
         try:
             await self._lease_done.wait()
         finally:
             self._lease_request = None
-            if self.modem.state == "in_call":
-                await self.modem.hang_up()
+            try:
+                if self.modem.state == "in_call":
+                    await self.modem.hang_up()
+            finally:
+                self._returned.set()
+                logger.info("{}: back from an outgoing call", self.name)
         if self.modem.state == "down":
             raise ModemError(f"{self.config.port}: the port failed during an outgoing call")
 
@@ -521,11 +476,10 @@ class Line:
     async def _failed(self, exc: BaseException) -> None:
         self._refuse_lease()
         await self._close_modem()
-        loop = asyncio.get_running_loop()
+        clock = self.sup.clock
         recovery = self.sup.recovery
-        scale = self.sup.time_scale
-        now = loop.time()
-        if self._up_since is not None and (now - self._up_since) * scale >= recovery.healthy_after:
+        now = clock.now()
+        if self._up_since is not None and now - self._up_since >= recovery.healthy_after:
             self.failures = 0
         self._up_since = None
         self.failures += 1
@@ -555,9 +509,9 @@ class Line:
             )
             self._set_state("recovering")
         self.initialised.set()
-        self._next_retry = now + delay / scale
+        self._next_retry = now + delay
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay / scale)
+            await clock.wait_for(self._wake.wait(), delay)
         self._wake.clear()
         self._reset_requested = False
 
@@ -593,8 +547,18 @@ class OutboundPool:
     async def lease(self) -> AsyncIterator[VoiceModem | None]:
         """``async with pool.lease() as modem``: an idle outbound modem, or None if none is free.
 
-        The line is the caller's until the block ends, then hung up and
-        returned to its task (which notices if the port failed meanwhile).
+        Calls borrow through ``call.outbound()``, which also records the lease.
+        """
+        async with self.lease_line() as line:
+            yield line.modem if line is not None else None
+
+    @contextlib.asynccontextmanager
+    async def lease_line(self) -> AsyncIterator[Line | None]:
+        """``async with pool.lease_line() as line``: an idle outbound line, or None.
+
+        The line is the caller's until the block ends, however it ends; then
+        its task hangs it up (and notices if the port failed meanwhile), and
+        the block is left once the line is on hook.
         """
         candidates = sorted(
             (line for line in self._sup.lines if line.lendable()),
@@ -607,9 +571,10 @@ class OutboundPool:
             if modem is None:
                 continue
             try:
-                yield modem
+                yield line
             finally:
                 line.give_back()
+                await line.wait_returned()
             return
         yield None
 
@@ -624,17 +589,15 @@ class Supervisor:
         services: Services,
         recovery: RecoveryConfig,
         *,
-        time_scale: float = 1.0,
+        clock: Clock | None = None,
         profiles: Sequence[FirmwareProfile] | None = None,
         modem_factory: ModemFactory | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
         self.handler = handler
         self.services = services
         self.recovery = recovery
-        self.time_scale = time_scale
+        self.clock: Clock = clock if clock is not None else LoopClock()
         self.profiles = list(profiles) if profiles is not None else None
         self._modem_factory = modem_factory
         self._on_change = on_change
@@ -652,7 +615,7 @@ class Supervisor:
             region=config.region,
             rtscts=config.rtscts,
             baudrate=config.baudrate,
-            time_scale=self.time_scale,
+            clock=self.clock,
             rings_to_answer=config.rings,
             trace=config.trace,
         )
@@ -684,7 +647,7 @@ class Supervisor:
         tick: Callable[[float], None] | None = None,
         cut: asyncio.Event | None = None,
     ) -> bool:
-        """Stop answering, let calls in progress finish within ``timeout`` real seconds.
+        """Stop answering, let calls in progress finish within ``timeout`` line seconds.
 
         ``tick(seconds_left)`` is called about once a second while calls run
         (the daemon extends systemd's stop timeout from it). Calls still
@@ -696,16 +659,18 @@ class Supervisor:
             line.wake()
         self.changed()
         tasks = [line.task for line in self.lines if line.task is not None]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        clock = self.clock
+        deadline = clock.now() + timeout
         pending = {task for task in tasks if not task.done()}
         while pending and not (cut is not None and cut.is_set()):
-            left = deadline - loop.time()
+            left = deadline - clock.now()
             if left <= 0:
                 break
             if tick is not None:
                 tick(left)
-            _, pending = await asyncio.wait(pending, timeout=min(1.0, left))
+            with contextlib.suppress(TimeoutError):
+                await clock.wait_for(asyncio.wait(pending), min(1.0, left))
+            pending = {task for task in pending if not task.done()}
         finished = not pending
         if pending:
             busy = [line.name for line in self.lines if line.current is not None]
@@ -758,7 +723,9 @@ class Supervisor:
             )
         line.request_reset(cut_call=force)
         await line.wait_for(lambda ln: not ln.reset_pending, wait)
-        await line.wait_for(lambda ln: ln.state not in ("starting", "in_call"), wait)
+        # a call cut mid-audio can leave the modem to the recovery path first:
+        # the operator's answer comes once the line is back, or after ``wait``
+        await line.wait_for(lambda ln: ln.state not in ("starting", "in_call", "recovering"), wait)
         return line
 
     # -- status ------------------------------------------------------------------------------

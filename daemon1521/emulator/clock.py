@@ -2,38 +2,58 @@
 
 The exchange advances the clock one audio frame (20 ms) at a time, so every
 emulated device sees the same time however busy the host is. ``speed`` says
-how many emulated seconds pass per real second: 1 for demos and benchmarks,
-20 or more for tests. When the host falls behind, emulated time lags real time
-rather than skipping frames: audio is never dropped to keep up.
+how many emulated seconds pass per real second: 1 for benchmarks, a few for
+demos; None runs the frames back to back, as fast as the CPU allows (tests,
+where the daemon runs on this same clock). When the host falls behind,
+emulated time lags real time rather than skipping frames: audio is never
+dropped to keep up.
+
+It is a :class:`daemon1521.clock.Clock`: a daemon in the same process runs on
+it, so a busy host slows the modems and the driver together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
 from collections.abc import Callable
+
+from daemon1521.clock import ClockBase
 
 RATE = 8000
 """Samples per second on every emulated line."""
 FRAME = 160
 """Samples per tick: 20 ms at 8 kHz."""
 FRAME_SECONDS = FRAME / RATE
+FLAT_OUT_MAX_YIELDS = 64
+"""Most event-loop rounds one flat-out frame waits for the host to settle."""
 
 
-class EmuClock:
+class EmuClock(ClockBase):
     """Frame-driven emulated time with sleepers and timers."""
 
-    def __init__(self, speed: float = 1.0) -> None:
-        if speed <= 0:
+    def __init__(self, speed: float | None = 1.0) -> None:
+        if speed is not None and not speed > 0:
             raise ValueError(f"clock speed must be positive, got {speed!r}")
-        self.speed = float(speed)
+        self.speed: float | None = None if speed is None else float(speed)
         self.frame = 0
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
+        self._probes: list[Callable[[], bool]] = []
 
-    @property
+    def add_probe(self, probe: Callable[[], bool]) -> None:
+        """Ask ``probe`` before a back-to-back frame ends whether bytes are on their way
+        (True): a pty's kernel buffers hand data over in a worker of their own, which
+        a busy host runs late; the frame waits for them."""
+        self._probes.append(probe)
+
+    def remove_probe(self, probe: Callable[[], bool]) -> None:
+        with contextlib.suppress(ValueError):
+            self._probes.remove(probe)
+
     def now(self) -> float:
         """Emulated seconds since the exchange started."""
         return self.frame * FRAME_SECONDS
@@ -43,8 +63,8 @@ class EmuClock:
         return max(0, round(seconds / FRAME_SECONDS))
 
     def real(self, seconds: float) -> float:
-        """Real seconds that ``seconds`` of emulated time take at this speed."""
-        return seconds / self.speed
+        """Real seconds that ``seconds`` of emulated time take at this speed (0 flat out)."""
+        return 0.0 if self.speed is None else seconds / self.speed
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` (from the tick) after ``seconds`` of emulated time."""
@@ -74,8 +94,32 @@ class EmuClock:
             _, _, fire = heapq.heappop(self._timers)
             fire()
 
+    async def _settle(self) -> None:
+        """Let the event loop run until it has nothing ready and no bytes are on their
+        way: what the last frame woke has run, what it wrote has been read, and the
+        readers have answered.
+
+        A back-to-back frame must not end while the host is still busy with the
+        last one, or every round trip over a pty would cost a frame (20 ms of line
+        time) per hop and a line's audio would run dry. The ready queue is
+        CPython's ``_ready``; without it a fixed number of rounds is given.
+        """
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        for _ in range(FLAT_OUT_MAX_YIELDS if ready is not None else 4):
+            await asyncio.sleep(0)  # one round: ready callbacks run, then a select(0)
+            if ready is None or ready:
+                continue
+            if not any([probe() for probe in self._probes]):
+                return
+
     async def run(self, tick: Callable[[], None]) -> None:
-        """Call ``tick`` once per frame, paced to ``speed`` against real time."""
+        """Call ``tick`` once per frame, paced to ``speed`` against real time,
+        or back to back (yielding to the event loop each frame) flat out."""
+        if self.speed is None:
+            while True:
+                tick()
+                self.advance()
+                await self._settle()
         start = time.monotonic()
         first = self.frame
         while True:
@@ -83,9 +127,11 @@ class EmuClock:
             self.advance()
             deadline = start + (self.frame - first) * FRAME_SECONDS / self.speed
             delay = deadline - time.monotonic()
-            # Yield every frame even when behind, so pty I/O and the host's
-            # tasks keep moving while the emulator catches up.
-            await asyncio.sleep(max(0.0, delay))
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                # behind: catch up frame by frame, each as a flat-out one
+                await self._settle()
 
 
 class Timer:

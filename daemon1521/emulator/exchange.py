@@ -439,7 +439,7 @@ class Exchange:
         caller.state, caller.peer, caller.digits = "ringback", callee, number
         caller.tone = self._tone("ringback")
         callee.state, callee.peer, callee.via = "ringing", caller, via
-        callee.alert_start = self.clock.now
+        callee.alert_start = self.clock.now()
         group = f" via {via}" if via else ""
         self._event(callee, f"ringing from {self._shown_number(caller)}{group}")
         self._after(caller, self.plan.no_answer_timeout, lambda: self._no_answer(caller))
@@ -464,7 +464,7 @@ class Exchange:
         caller = callee.peer
         if callee.state != "ringing" or caller is None:
             return
-        when = self.epoch + timedelta(seconds=self.clock.now)
+        when = self.epoch + timedelta(seconds=self.clock.now())
         if caller.presentation == "number":
             cid = CallerId("number", caller.line.number, when=when)
         else:
@@ -569,7 +569,7 @@ class Exchange:
         sub.timers.clear()
 
     def _event(self, sub: _Subscriber, text: str) -> None:
-        record = ExchangeEvent(round(self.clock.now, 3), sub.line.number, text)
+        record = ExchangeEvent(round(self.clock.now(), 3), sub.line.number, text)
         self.events.append(record)
         if len(self.events) > MAX_EVENTS:
             del self.events[: MAX_EVENTS // 2]

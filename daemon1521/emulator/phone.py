@@ -359,17 +359,17 @@ class Phone(Endpoint):
             self._sound_end = len(self._tape)
         state = self.exchange.line_state(self._line())
         if not self._states or self._states[-1][1] != state:
-            self._states.append((self.clock.now, state))
+            self._states.append((self.clock.now(), state))
 
     def ringing(self, on: bool) -> None:
         if on and not self._ring_on:
             self.rings += 1
-            self._ring_times.append(self.clock.now)
+            self._ring_times.append(self.clock.now())
         self._ring_on = on
 
     def caller_id(self, cid: CallerId) -> None:
         self.caller_ids.append(cid)
-        self._cid_times.append(self.clock.now)
+        self._cid_times.append(self.clock.now())
 
     def loop_break(self) -> None:
         self.loop_breaks += 1
@@ -414,12 +414,12 @@ class Phone(Endpoint):
         give_up: Callable[[], bool] | None = None,
     ) -> bool:
         """Check ``condition`` every frame of emulated time until it holds."""
-        deadline = None if timeout is None else self.clock.now + timeout
+        deadline = None if timeout is None else self.clock.now() + timeout
         while True:
             if condition():
                 return True
             if give_up is not None and give_up():
                 return False
-            if deadline is not None and self.clock.now >= deadline:
+            if deadline is not None and self.clock.now() >= deadline:
                 return False
             await self.clock.sleep(FRAME_SECONDS)

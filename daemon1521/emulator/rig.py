@@ -27,14 +27,18 @@ FIRST_LINE_NUMBER = 2188001001
 
 
 class Rig:
-    """An exchange with ``lines`` voice modems answering the service number."""
+    """An exchange with ``lines`` voice modems answering the service number.
+
+    ``speed``: emulated seconds per real second, or None to run as fast as the
+    host allows (a daemon in this process then runs on :attr:`clock` too).
+    """
 
     def __init__(
         self,
         lines: int = 1,
         personalities: Sequence[str] = ("conexant-cx93001",),
         *,
-        speed: float = 1.0,
+        speed: float | None = 1.0,
         link_dir: Path | str | None = None,
         service_number: str = SERVICE_NUMBER,
         plan: TonePlan | None = None,

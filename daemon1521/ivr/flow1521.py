@@ -128,8 +128,11 @@ class Flow1521:
         call_id: int | None,
         caller: str | None,
         name: str = "line",
+        on_state: Callable[[State], None] | None = None,
     ) -> None:
         self.dialog = dialog
+        self.on_state = on_state
+        """Told each state the call enters (the line shows it in ``status``)."""
         self.store = store
         self.settings = settings
         self.call_id = call_id
@@ -172,6 +175,7 @@ class Flow1521:
         call_id: int | None,
         caller: str | None,
         name: str = "line",
+        on_state: Callable[[State], None] | None = None,
     ) -> Flow1521:
         """A flow with a dialog on ``line`` using the settings' timeouts and tries."""
         dialog = Dialog(
@@ -184,7 +188,9 @@ class Flow1521:
             timeout_prompt=NO_INPUT,
             name=name,
         )
-        return cls(dialog, store, settings, call_id=call_id, caller=caller, name=name)
+        return cls(
+            dialog, store, settings, call_id=call_id, caller=caller, name=name, on_state=on_state
+        )
 
     # -- running -----------------------------------------------------------
 
@@ -252,6 +258,8 @@ class Flow1521:
         self.state = state
         self.states.append(state)
         logger.debug("{}: state {}", self.name, state)
+        if self.on_state is not None:
+            self.on_state(state)
         self._record(lambda call_id: self.store.add_state(call_id, state))
 
     def _record(self, write: Callable[[int], None]) -> None:

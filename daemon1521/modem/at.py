@@ -26,6 +26,7 @@ from typing import TypeAlias
 
 from loguru import logger
 
+from daemon1521.clock import Cancellable, Clock, LoopClock
 from daemon1521.logs import LogThrottle
 from daemon1521.modem.callerid import (
     BLOCK_QUIET_S,
@@ -82,7 +83,7 @@ _BASIC_TOKEN = re.compile(r"S\d+(?:=\d*|\?)?|&[A-Z]\d*|\\[A-Z]\d*|%[A-Z]\d*|[A-C
 MAX_LINE = 512  # longer "lines" are noise: cut them
 RECENT_COMMANDS = 4  # echoes of this many recent commands are recognised
 
-# Engine timings in seconds of modem time (divided by time_scale).
+# Engine timings in line seconds (the engine's clock).
 RESYNC_QUIET_S = 0.15
 RESYNC_LIMIT_S = 1.0
 RESYNC_PROBE_TIMEOUT_S = 1.0
@@ -394,31 +395,26 @@ class AtEngine:
 
     Start it with ``async with AtEngine(port) as engine`` (or :meth:`start` /
     :meth:`close`); it does not close the port. Every timeout given to it is
-    in modem seconds and divided by ``time_scale`` (an emulated modem running
-    20x faster gets ``time_scale=20``).
+    in line seconds of ``clock`` (the event loop's time unless told).
     """
 
     def __init__(
         self,
         port: Port,
         *,
-        time_scale: float = 1.0,
+        clock: Clock | None = None,
         numeric_results: bool = False,
         dle_sub: bool = True,
         cid_number_quiet: float = NUMBER_QUIET_S,
         cid_block_quiet: float = BLOCK_QUIET_S,
     ) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
         self.port = port
-        self.time_scale = time_scale
+        self.clock: Clock = clock if clock is not None else LoopClock()
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self._parser = ResponseParser(numeric_results=numeric_results, dle_sub=dle_sub)
-        self._cid = CallerIdAssembler(
-            number_quiet=cid_number_quiet / time_scale, block_quiet=cid_block_quiet / time_scale
-        )
-        self._cid_timer: asyncio.TimerHandle | None = None
-        self._settle_timer: asyncio.TimerHandle | None = None
+        self._cid = CallerIdAssembler(number_quiet=cid_number_quiet, block_quiet=cid_block_quiet)
+        self._cid_timer: Cancellable | None = None
+        self._settle_timer: Cancellable | None = None
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
         self._stream: DataStream | None = None
@@ -433,7 +429,7 @@ class AtEngine:
 
     async def start(self) -> None:
         if self._reader is None:
-            self._last_rx = asyncio.get_running_loop().time()
+            self._last_rx = self.clock.now()
             self._reader = asyncio.create_task(self._read_loop(), name=f"at-reader {self.port.url}")
 
     async def close(self) -> None:
@@ -491,7 +487,7 @@ class AtEngine:
 
         ``expect``: the final codes that count as success (default OK, CONNECT,
         VCON); with ``check`` any other final raises :class:`AtError`.
-        Raises :class:`AtTimeout` after ``timeout / time_scale`` seconds; the
+        Raises :class:`AtTimeout` after ``timeout`` line seconds; the
         next command first resynchronises, so a late final is never taken for
         its own.
         """
@@ -544,7 +540,7 @@ class AtEngine:
         self, future: asyncio.Future[FinalResult], timeout: float, cmd: str
     ) -> FinalResult:
         try:
-            async with asyncio.timeout(timeout / self.time_scale):
+            async with self.clock.timeout(timeout):
                 # shielded: a timeout must not cancel the future itself, which a
                 # stream's abort awaits again (it would raise CancelledError there)
                 return await asyncio.shield(future)
@@ -562,9 +558,9 @@ class AtEngine:
         a quiet spell; otherwise the stray final was the previous command's,
         and the probe is repeated.
         """
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + RESYNC_BUDGET_S / self.time_scale
-        while loop.time() < give_up:
+        clock = self.clock
+        give_up = clock.now() + RESYNC_BUDGET_S
+        while clock.now() < give_up:
             await self._wait_quiet(RESYNC_QUIET_S, RESYNC_LIMIT_S)
             stale_before = self._stale_finals
             try:
@@ -582,16 +578,15 @@ class AtEngine:
         raise AtTimeout(cmd, RESYNC_BUDGET_S)
 
     async def _wait_quiet(self, quiet: float, limit: float) -> None:
-        loop = asyncio.get_running_loop()
-        quiet /= self.time_scale
-        give_up = loop.time() + limit / self.time_scale
+        clock = self.clock
+        give_up = clock.now() + limit
         while True:
             self._check_usable()
-            now = loop.time()
+            now = clock.now()
             gap = now - self._last_rx
             if gap >= quiet or now >= give_up:
                 return
-            await asyncio.sleep(min(quiet - gap, give_up - now))
+            await clock.sleep(min(quiet - gap, give_up - now))
 
     def _check_usable(self) -> None:
         if self._failure is not None:
@@ -604,19 +599,17 @@ class AtEngine:
     # -- reader ----------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 data = await self.port.read()
-                self._last_rx = loop.time()
+                self._last_rx = self.clock.now()
                 if self._settle_timer is not None:
                     self._settle_timer.cancel()
                     self._settle_timer = None
                 for item in self._parser.feed(data):
                     self._dispatch(item)
                 if self._parser.holding:
-                    delay = NUMERIC_SETTLE_S / self.time_scale
-                    self._settle_timer = loop.call_later(delay, self._settle)
+                    self._settle_timer = self.clock.call_later(NUMERIC_SETTLE_S, self._settle)
         except PortError as exc:
             self._stop_on(exc)
         except Exception as exc:  # a bug must not leave commands waiting forever
@@ -664,7 +657,7 @@ class AtEngine:
         elif isinstance(item, Ring):
             self._on_ring(item)
         elif isinstance(item, CallerIdLine):
-            done = self._cid.add(item, asyncio.get_running_loop().time())
+            done = self._cid.add(item, self.clock.now())
             if done is not None:
                 self._emit(done)
             self._schedule_cid()
@@ -693,11 +686,11 @@ class AtEngine:
             self._cid_timer = None
         deadline = self._cid.deadline()
         if deadline is not None and not self._closed:
-            self._cid_timer = asyncio.get_running_loop().call_at(deadline, self._cid_due)
+            self._cid_timer = self.clock.call_later(deadline - self.clock.now(), self._cid_due)
 
     def _cid_due(self) -> None:
         self._cid_timer = None
-        info = self._cid.poll(asyncio.get_running_loop().time())
+        info = self._cid.poll(self.clock.now())
         if info is not None:
             self._emit(info)
         self._schedule_cid()

@@ -5,15 +5,16 @@ collect keys, send DTMF, dial, hang up, reset. One operation at a time, and
 clean events whatever the chip: one key per press (:mod:`.keys`), one
 :class:`~.linewatch.HungUp` whatever the evidence (:mod:`.linewatch`).
 
-Time: every duration here is in modem seconds; ``time_scale`` divides them
-into real seconds, so the same code drives a real modem (1) and an emulated
-one running many times faster.
+Time: every duration here is in line seconds of the modem's clock (see
+:mod:`daemon1521.clock`): the event loop's for a real modem, the emulator's
+for an emulated one, so the same code drives both.
 
 Failures: a modem that stops answering is reset (DTR drop where the port
 supports it, ``ATZ``, re-initialisation) and the operation raises
 :class:`~.errors.NotResponding`; a port that fails raises :class:`CallEnded`
-during a call and :class:`PortError` otherwise, and :meth:`VoiceModem.reopen`
-brings it back when the device returns. Nothing waits forever.
+during a call and :class:`PortError` otherwise; closing and opening again
+brings it back when the device returns (the daemon's line task retries with
+its backoff). Nothing waits forever.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Literal
 import numpy as np
 from loguru import logger
 
+from daemon1521.clock import Clock, LoopClock
 from daemon1521.dsp import codecs
 from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring, Unsolicited
 from daemon1521.modem.audiokeys import AudioKeys
@@ -68,6 +70,7 @@ NOISE_BURST = 16
 make a burst. A few stray ones (codes left over from a reset) are normal."""
 _ON_HOOK_LINES = re.compile(r"(?:RINGING|RINGBACK|DRON\s*=.*|DROF\s*=.*|CPON|CPOF|CWON|CWOF)", re.I)
 DTR_DROP = 0.5
+"""Real seconds DTR stays low: the port's wire, not the line, keeps that time."""
 STREAM_BREAK_SETTLE = 0.2
 """Seconds for a modem that was streaming to answer the codes that end it."""
 RX_STALL = 2.0
@@ -153,7 +156,7 @@ class VoiceModem:
         region: str | None = None,
         rtscts: bool = False,
         baudrate: int = 115200,
-        time_scale: float = 1.0,
+        clock: Clock | None = None,
         rings_to_answer: int = 2,
         silence_hangup: float = 30.0,
         tone_hz: float = 425.0,
@@ -167,7 +170,7 @@ class VoiceModem:
         self.region = region
         self.rtscts = rtscts
         self.baudrate = baudrate
-        self.time_scale = time_scale
+        self.clock: Clock = clock if clock is not None else LoopClock()
         self.rings_to_answer = rings_to_answer
         self.silence_hangup = silence_hangup
         self.tone_hz = tone_hz
@@ -211,29 +214,6 @@ class VoiceModem:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def reopen(self, timeout: float | None = None, interval: float = 1.0) -> ModemInfo:
-        """Open the port again after it failed, retrying until it returns.
-
-        Raises :class:`PortError` when ``timeout`` (modem seconds) runs out.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + self._real(timeout)
-        delay = interval
-        async with self._op:
-            await self._disconnect()
-            while True:
-                try:
-                    await self._connect()
-                    return await self._identify_and_init()
-                except (PortError, NotResponding, AtTimeout, AtError) as exc:
-                    await self._disconnect()
-                    self.state = "down"
-                    if deadline is not None and loop.time() + self._real(delay) > deadline:
-                        raise PortError(f"{self.url}: did not come back: {exc}") from None
-                    logger.info("{}: not back yet ({}); retrying", self.url, type(exc).__name__)
-                    await asyncio.sleep(self._real(delay))
-                    delay = min(delay * 2, 30.0)
-
     @property
     def in_call(self) -> bool:
         return self.state == "in_call"
@@ -276,22 +256,22 @@ class VoiceModem:
         """
         async with self._op:
             engine = self._usable()
-            loop = asyncio.get_running_loop()
-            deadline = None if timeout is None else loop.time() + self._real(timeout)
+            clock = self.clock
+            deadline = None if timeout is None else clock.now() + timeout
             rings = 0
             caller: CallerInfo | None = None
             last_ring = heard = noisy = -math.inf
             noise, noise_since = 0, -math.inf
-            settle = self._real(RING_MIN_INTERVAL)
+            settle = RING_MIN_INTERVAL
             while True:
-                wait = None if deadline is None else max(0.0, deadline - loop.time())
+                wait = None if deadline is None else max(0.0, deadline - clock.now())
                 if rings:
-                    gap = last_ring + self._real(RING_GAP) - loop.time()
+                    gap = last_ring + RING_GAP - clock.now()
                     wait = gap if wait is None else min(wait, gap)
                 try:
-                    event = await asyncio.wait_for(engine.events.get(), wait)
+                    event = await clock.wait_for(engine.events.get(), wait)
                 except TimeoutError:
-                    if deadline is not None and loop.time() >= deadline:
+                    if deadline is not None and clock.now() >= deadline:
                         return None
                     logger.debug("{}: ringing stopped after {} ring(s)", self.url, rings)
                     rings, caller = 0, None
@@ -302,7 +282,7 @@ class VoiceModem:
                 if isinstance(event, CallerInfo):
                     caller = event
                     continue
-                now = loop.time()
+                now = clock.now()
                 ring = isinstance(event, Ring) or (
                     isinstance(event, DleEvent) and event.code == "R"
                 )
@@ -321,7 +301,7 @@ class VoiceModem:
                         noisy, rings, caller = now, 0, None
                 elif ring and now - noisy >= settle:
                     rings += 1
-                    last_ring = loop.time()
+                    last_ring = clock.now()
                     if rings >= self.rings_to_answer:
                         # caller ID after this ring would be too late to use
                         return IncomingCall(rings, caller)
@@ -334,7 +314,7 @@ class VoiceModem:
             for command in self.profile.commands.answer:
                 await self._command(command, self.profile.timeouts.answer)
             assert self._call is not None
-            self._call.answered_at = asyncio.get_running_loop().time()
+            self._call.answered_at = self.clock.now()
             self._drain_events(engine)
 
     # -- in a call ---------------------------------------------------------------
@@ -452,7 +432,7 @@ class VoiceModem:
                 await self._end_call_quietly()
             else:
                 assert self._call is not None
-                self._call.answered_at = asyncio.get_running_loop().time()
+                self._call.answered_at = self.clock.now()
                 self._drain_events(engine)
             return result
 
@@ -468,7 +448,7 @@ class VoiceModem:
         if self.trace is not None:
             self._port = TracedPort(self._port, self.trace)
         self._engine = AtEngine(
-            self._port, time_scale=self.time_scale, dle_sub=self.profile.capabilities.dle_sub
+            self._port, clock=self.clock, dle_sub=self.profile.capabilities.dle_sub
         )
         await self._engine.start()
 
@@ -616,7 +596,7 @@ class VoiceModem:
         self._call = None
         if self._port is not None:
             with contextlib.suppress(PortError):
-                await self._port.pulse_dtr(self._real(DTR_DROP))
+                await self._port.pulse_dtr(DTR_DROP)
         await self._break_out_of_stream()
         await self._initialise()
 
@@ -633,7 +613,7 @@ class VoiceModem:
             return
         with contextlib.suppress(PortError):
             await engine.port.write(ABORT_RX + END_DUPLEX + CANCEL_TX + END_TX)
-            await asyncio.sleep(self._real(STREAM_BREAK_SETTLE))
+            await self.clock.sleep(STREAM_BREAK_SETTLE)
 
     def _named_profile(self, name: str) -> FirmwareProfile:
         for profile in self.profiles:
@@ -681,7 +661,7 @@ class VoiceModem:
         self._recovering = True
         try:
             if self._port is not None:
-                await self._port.pulse_dtr(self._real(DTR_DROP))
+                await self._port.pulse_dtr(DTR_DROP)
             await self._break_out_of_stream()
             await self._initialise(reset_retries=0)
             logger.info("{}: modem answered again after a reset", self.url)
@@ -774,7 +754,7 @@ class VoiceModem:
 
     async def _play(self, call: _Call, audio: bytes, barge_in: bool) -> str | None:
         engine = self._usable()
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         rate = self.profile.codecs.rate * codecs.bytes_per_sample(self.codec)
         pacing = self.profile.pacing
         # Never more in flight than the chip's own buffer holds: the rest would
@@ -789,7 +769,7 @@ class VoiceModem:
             ) as stream:
                 # keys reported before CONNECT came ahead of the stream's own
                 self._drain_events(engine, call)
-                start = loop.time()
+                start = clock.now()
                 sent = 0
                 stop = asyncio.Event()
                 if barge_in and call.keys:
@@ -797,17 +777,17 @@ class VoiceModem:
                 watcher = asyncio.create_task(self._watch_play(call, stream, barge_in, stop))
                 try:
                     while sent < len(audio) and not stop.is_set():
-                        played = (loop.time() - start) * self.time_scale * rate
+                        played = (clock.now() - start) * rate
                         if played > sent:
                             # the chip ran dry and played silence meanwhile:
                             # count from now, or the backlog would grow for good
-                            start = loop.time() - sent / rate / self.time_scale
+                            start = clock.now() - sent / rate
                             played = sent
                         ahead = sent - played
                         if ahead > queued_max - chunk:
-                            wait = (ahead - (queued_max - chunk)) / rate / self.time_scale
+                            wait = (ahead - (queued_max - chunk)) / rate
                             with contextlib.suppress(TimeoutError):
-                                await asyncio.wait_for(stop.wait(), wait)
+                                await clock.wait_for(stop.wait(), wait)
                             continue
                         try:
                             await stream.send_audio(audio[sent : sent + chunk])
@@ -816,12 +796,12 @@ class VoiceModem:
                         sent += len(audio[sent : sent + chunk])
                     # let the modem's buffer play out, still listening for keys
                     while not stop.is_set():
-                        played = (loop.time() - start) * self.time_scale * rate
-                        left = (sent - played) / rate / self.time_scale
+                        played = (clock.now() - start) * rate
+                        left = (sent - played) / rate
                         if left <= 0:
                             break
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), left)
+                            await clock.wait_for(stop.wait(), left)
                 finally:
                     watcher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -867,8 +847,8 @@ class VoiceModem:
 
     async def _listen(self, call: _Call, timeout: float) -> str | None:
         engine = self._usable()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._real(timeout)
+        clock = self.clock
+        deadline = clock.now() + timeout
         call.watch.restart_audio()
         key: str | None = None
         width = codecs.bytes_per_sample(self.codec)
@@ -900,11 +880,11 @@ class VoiceModem:
                 self._drain_events(engine, call)
                 if call.keys:
                     key = call.keys.popleft()
-                heard_at = loop.time()
+                heard_at = clock.now()
                 while key is None and call.watch.hung_up is None:
-                    now = loop.time()
+                    now = clock.now()
                     left = deadline - now
-                    stall = heard_at + self._real(RX_STALL) - now
+                    stall = heard_at + RX_STALL - now
                     if left <= 0:
                         break
                     if stall <= 0:
@@ -912,10 +892,10 @@ class VoiceModem:
                         logger.warning("{}: the modem stopped streaming", self.url)
                         break
                     try:
-                        item = await asyncio.wait_for(stream.read(), min(left, stall))
+                        item = await clock.wait_for(stream.read(), min(left, stall))
                     except TimeoutError:
                         continue
-                    heard_at = loop.time()
+                    heard_at = clock.now()
                     if item is None:
                         break
                     if isinstance(item, DleEvent):
@@ -940,9 +920,6 @@ class VoiceModem:
             self._port_failed()
         self._check_ended(call)
         return key
-
-    def _real(self, seconds: float) -> float:
-        return seconds / self.time_scale
 
 
 def _noise(event: object) -> bool:

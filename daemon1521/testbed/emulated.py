@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from daemon1521.clock import Clock
 from daemon1521.config import LineConfig
 from daemon1521.daemon.app import Daemon
 from daemon1521.emulator.rig import Rig
 
 
 async def run_emulated(
-    daemon_factory: Callable[[Sequence[LineConfig]], Daemon],
+    daemon_factory: Callable[[Sequence[LineConfig], Clock], Daemon],
     lines: int,
     personalities: Sequence[str],
     speed: float,
 ) -> int:
-    """Run a daemon on ``lines`` emulated modems (an exchange in this process)."""
+    """Run a daemon on ``lines`` emulated modems (an exchange in this process),
+    on the exchange's clock."""
     rig = Rig(lines, personalities, speed=speed)
     await rig.start()
     try:
@@ -33,6 +35,6 @@ async def run_emulated(
                 zip(rig.modems, rig.personalities, rig.lines, strict=True)
             )
         ]
-        return await daemon_factory(emulated).run()
+        return await daemon_factory(emulated, rig.clock).run()
     finally:
         await rig.stop()

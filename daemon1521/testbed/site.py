@@ -6,7 +6,6 @@ both the daemon and the emulator, so neither has to import the other.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from daemon1521.ivr.settings import IvrSettings
 from daemon1521.testbed.caller import Caller
 from daemon1521.testbed.ears import Ears
 
-DEFAULT_SPEED = 8.0
 DEFAULT_PERSONALITY = "conexant-cx93001"
 DEMO_CALLER = "02166554433"
 
@@ -61,6 +59,9 @@ class EmulatedSite:
     store take the calls, its driver talks to an emulated modem over a pty.
     ``store_path`` is created if missing and seeded with ``bills``; exit stops
     the daemon (draining a call in progress) and the emulator.
+
+    The daemon runs on the exchange's clock: ``speed`` emulated seconds per
+    real second, or (None, the default) as fast as the host allows.
     """
 
     def __init__(
@@ -69,7 +70,7 @@ class EmulatedSite:
         *,
         prompts: PromptLibrary | None = None,
         bills: Sequence[DemoBill] = (),
-        speed: float = DEFAULT_SPEED,
+        speed: float | None = None,
         personality: str = DEFAULT_PERSONALITY,
         settings: IvrSettings | None = None,
         ears: Ears | None = None,
@@ -115,7 +116,7 @@ class EmulatedSite:
             notifier = Notifier(None) if self.env is None else Notifier.from_env(self.env)
             self.daemon = Daemon(
                 self.config,
-                time_scale=self.speed,
+                clock=self.rig.clock,
                 lines=lines,
                 notifier=notifier,
                 env=self.env if self.env is not None else {},
@@ -173,14 +174,17 @@ class EmulatedSite:
         return self.rig.exchange.line_state(self.rig.lines[0])
 
     async def wait_idle(self, calls: int = 0, timeout: float = 60.0, line: int = 0) -> None:
-        """Wait until a line (the first) waits for a ring again after ``calls`` calls."""
+        """Wait until a line (the first) waits for a ring again after ``calls`` calls,
+        at most ``timeout`` emulated seconds."""
         supervised = self.lines[line]
 
-        async def idle() -> None:
-            while not (supervised.state == "idle" and supervised.calls_total >= calls):
-                await asyncio.sleep(0.01)
+        def idle(line: SupervisedLine) -> bool:
+            return line.state == "idle" and line.calls_total >= calls
 
-        await asyncio.wait_for(idle(), timeout / self.speed + 5.0)
+        clock = self.rig.clock
+        async with clock.timeout(timeout):
+            while not idle(supervised):
+                await supervised.next_change()
 
     def caller(self, number: str, presentation: Presentation = "number") -> Caller:
         return Caller(self, self.rig.phone(number, presentation))

@@ -23,7 +23,7 @@ from daemon1521.config import load_config
 from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.control import arequest
 from daemon1521.emulator.rig import Rig
-from tests.daemon_helpers import config_text, tone_call
+from tests.daemon_helpers import ToneCalls, config_text
 from tests.test_daemon_process import DAEMON, SPEED, daemon_process
 
 CALLER = "09121234567"
@@ -53,7 +53,7 @@ async def test_a_call_cut_by_sigkill_is_closed_as_interrupted_at_the_next_start(
     await rig.start()
     config = tmp_path / "again.toml"  # the same store, control socket and prompts
     config.write_text(config_text(tmp_path, [str(rig.modems[0].link)]))
-    daemon = Daemon(load_config(config), handler=tone_call, time_scale=SPEED, env={})
+    daemon = Daemon(load_config(config), handler=ToneCalls(), clock=rig.clock, env={})
     try:
         await daemon.start()
         socket = tmp_path / "control.sock"

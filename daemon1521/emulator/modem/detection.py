@@ -97,14 +97,14 @@ class DetectionMixin:
         vit = int(self._params["+VIT"][0])
         if not vit or self._fclass != "8":
             return
-        if self.clock.now - self._last_host < vit * self.personality.voice.vit_unit:
+        if self.clock.now() - self._last_host < vit * self.personality.voice.vit_unit:
             return
         # V.253 inactivity timer: back to data mode and on hook
         streaming = self._mode in ("tx", "rx", "duplex")
         self._end_activity()
         self._hang_up()
         self._fclass = "0"
-        self._last_host = self.clock.now
+        self._last_host = self.clock.now()
         if streaming:
             self._write(bytes((shielding.DLE, ETX)))
             self._final("OK")

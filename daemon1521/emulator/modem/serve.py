@@ -36,6 +36,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from daemon1521.clock import Cancellable
 from daemon1521.emulator.clock import EmuClock
 from daemon1521.emulator.modem.personality import Personality
 from daemon1521.emulator.modem.voicemodem import VoiceModem, guarded
@@ -66,10 +67,11 @@ class EmulatedModem(VoiceModem):
         self._writing = False
         self._host_open = False
         self._poll_handle: asyncio.TimerHandle | None = None
-        self._delay_handle: asyncio.TimerHandle | None = None
+        self._delay_handle: Cancellable | None = None
         self._chunk: int | None = None
         self._chunk_delay = 0.0
         self._present = False
+        self._wrote_to_host = False
         self.connect_port(self._queue_out, lambda: len(self._out), self._resume_reading)
 
     # -- what the host sees ----------------------------------------------------------
@@ -178,6 +180,7 @@ class EmulatedModem(VoiceModem):
         self._present = True
         self._host_open = False
         self._out.clear()
+        self.clock.add_probe(self._bytes_on_their_way)
         if self.link is not None:
             tmp = self.link.with_name(self.link.name + ".new")
             with contextlib.suppress(FileNotFoundError):
@@ -187,6 +190,7 @@ class EmulatedModem(VoiceModem):
         self._poll_host()
 
     def _destroy_port(self) -> None:
+        self.clock.remove_probe(self._bytes_on_their_way)
         loop = self._loop
         if self._poll_handle is not None:
             self._poll_handle.cancel()
@@ -209,6 +213,33 @@ class EmulatedModem(VoiceModem):
         self._pty_path = None
         if self.link is not None and self.link.is_symlink():
             self.link.unlink()
+
+    def _bytes_on_their_way(self) -> bool:
+        """The clock's probe: has the host just opened the port, or are bytes on
+        their way between it and this modem?
+
+        A closed port is otherwise watched on real time, which a clock running
+        flat out would outrun. A pty hands bytes to the other side in a kernel
+        worker, which a busy host runs late; polling a side (not epoll, which
+        only hears the worker's wake-up) makes the kernel hand them over now:
+        the host's side after this modem wrote, this side while it reads.
+        """
+        fd = self._fd
+        if fd is None:
+            return False
+        if not self._host_open:
+            return self._notice_host()
+        if self._wrote_to_host and self._pty_path is not None:
+            self._wrote_to_host = False
+            with contextlib.suppress(OSError):
+                host = os.open(self._pty_path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+                try:
+                    select.select([host], [], [], 0)
+                finally:
+                    os.close(host)
+        if not self._reading:
+            return False
+        return bool(select.select([fd], [], [], 0)[0])
 
     def _slave_open(self) -> bool:
         """Whether someone holds the slave side open (no POLLHUP on the master)."""
@@ -340,10 +371,14 @@ class EmulatedModem(VoiceModem):
                     self._writing = True
                 return
             del self._out[:written]
+            self._wrote_to_host = True
             if self._chunk is not None and self._out:
                 self._stop_writer()
-                self._delay_handle = loop.call_later(
-                    self.clock.real(self._chunk_delay), self._after_delay
+                # the pause is line time: a clock running flat out keeps it too
+                self._delay_handle = (
+                    self.clock.call_later(self._chunk_delay, self._after_delay)
+                    if self._chunk_delay > 0
+                    else loop.call_soon(self._after_delay)
                 )
                 return
         self._stop_writer()

@@ -172,7 +172,7 @@ class TimedCommandsMixin:
         return (yield from self._call_progress(voice))
 
     def _call_progress(self, voice: bool) -> Proc:
-        start = self.clock.now
+        start = self.clock.now()
         self._progress.clear()
         self._polarity_seen = False
         vra = int(self._params["+VRA"][0]) * 0.1
@@ -194,7 +194,7 @@ class TimedCommandsMixin:
             if self._polarity_seen:
                 return self._answered(voice)
             quiet = self._cadence.off_for(self._rx_count)
-            elapsed = self.clock.now - start
+            elapsed = self.clock.now() - start
             if ringback and quiet is not None and quiet >= vra:
                 return self._answered(voice)
             if not ringback and elapsed >= vrn and not self._cadence.on:

@@ -158,7 +158,7 @@ class VoiceModem(
         """Bytes the host wrote."""
         if self._muted or not data:
             return
-        self._last_host = self.clock.now
+        self._last_host = self.clock.now()
         self._pending += data
         self._process()
 
@@ -211,7 +211,7 @@ class VoiceModem(
         self._queue: list[Command] = []
         self._line_error = False
         self._compact = False
-        self._last_host = self.clock.now
+        self._last_host = self.clock.now()
         self._processing = False
         self._alerting = False
         self._editor.reset()
