@@ -195,11 +195,28 @@ async def sample_proc(pid: int, rig: Rig, into: list[ProcSample]) -> None:
         await asyncio.sleep(SAMPLE_EVERY)
 
 
-async def watch_lag(rig: Rig, run: RackRun) -> None:
-    wall0, emu0 = time.monotonic(), rig.clock.now
+class Lag:
+    """How far the emulated clock is behind wall time (speed 1) since :meth:`start`."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.clock = rig.clock
+        self.start()
+
+    def start(self) -> None:
+        self.wall0, self.emu0 = time.monotonic(), self.clock.now
+
+    def now(self) -> float:
+        return (time.monotonic() - self.wall0) - (self.clock.now - self.emu0)
+
+    def behind(self) -> bool:
+        return self.now() > LAG_LIMIT
+
+
+async def watch_lag(lag: Lag, run: RackRun) -> None:
+    lag.start()
     while True:
         await asyncio.sleep(LAG_EVERY)
-        run.lag_end = (time.monotonic() - wall0) - (rig.clock.now - emu0)
+        run.lag_end = lag.now()
         run.lag_worst = max(run.lag_worst, run.lag_end)
 
 
@@ -211,7 +228,8 @@ async def rack(args: argparse.Namespace) -> RackRun:
         scratch = Path(tmp)
         bill_ids = seed_store(scratch)
         rig = Rig(args.lines, personalities, speed=1.0, link_dir=scratch / "ports")
-        meters = [LineMeter(ANSWER_RING) for _ in rig.modems]
+        lag = Lag(rig)
+        meters = [LineMeter(ANSWER_RING, behind=lag.behind) for _ in rig.modems]
         for modem, meter in zip(rig.modems, meters, strict=True):
             modem.meter = meter
         config = write_config(scratch, rig)
@@ -234,7 +252,7 @@ async def rack(args: argparse.Namespace) -> RackRun:
                     seed=args.seed,
                 )
                 cpu0, wall0 = time.process_time(), time.monotonic()
-                tasks.append(asyncio.create_task(watch_lag(rig, run)))
+                tasks.append(asyncio.create_task(watch_lag(lag, run)))
                 tasks.append(asyncio.create_task(sample_proc(daemon.pid, rig, run.load)))
                 tasks.append(asyncio.create_task(callers.run()))
                 await asyncio.sleep(args.duration)
@@ -330,6 +348,7 @@ def figures(run: RackRun) -> dict[str, Any]:
         "ring_to_welcome_audio_ms": spread_ms(m.ring_to_audio),
         "underruns": {
             "count": m.underruns,
+            "while_test_bed_behind": m.underruns_behind,
             "gap_ms": round(1000 * m.underrun_samples / 8000, 1),
             "prompts": m.prompts,
         },
@@ -385,7 +404,11 @@ def print_table(f: dict[str, Any]) -> None:
         ("barge-in stop", lat(f["barge_in_stop_ms"])),
         ("ring to off-hook", lat(f["ring_to_off_hook_ms"])),
         ("ring to welcome", lat(f["ring_to_welcome_audio_ms"])),
-        ("underruns", f"{u['count']} ({u['gap_ms']} ms of gap) in {u['prompts']} streams"),
+        (
+            "underruns",
+            f"{u['count']} ({u['gap_ms']} ms of gap) in {u['prompts']} streams; "
+            f"{u['while_test_bed_behind']} of them while the test bed lagged",
+        ),
         (
             "emulator",
             f"lag worst {e['lag_worst_ms']} ms, end {e['lag_end_ms']} ms "

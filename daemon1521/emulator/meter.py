@@ -39,6 +39,9 @@ class MeterFigures:
     underruns: int = 0
     underrun_samples: int = 0
     """Samples of silence the chip had to play because the host sent too little."""
+    underruns_behind: int = 0
+    """Of the underruns, those while the test bed itself lagged real time: it then
+    plays frames in a burst to catch up, faster than any host paces its audio."""
     prompts: int = 0
     """Transmit streams that carried audio (prompts, or parts of one)."""
 
@@ -50,16 +53,23 @@ class MeterFigures:
         self.off_hook_to_audio += other.off_hook_to_audio
         self.underruns += other.underruns
         self.underrun_samples += other.underrun_samples
+        self.underruns_behind += other.underruns_behind
         self.prompts += other.prompts
 
 
 class LineMeter:
     """One modem's measurements; the chip calls the ``on_*`` hooks."""
 
-    def __init__(self, answer_ring: int = 2, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        answer_ring: int = 2,
+        now: Callable[[], float] = time.monotonic,
+        behind: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.answer_ring = answer_ring
         """The ring on which the host is configured to answer (its ``rings``)."""
         self._now = now
+        self._behind = behind
         self.figures = MeterFigures()
         self._rings: list[float] = []
         self._lifted_at: float | None = None
@@ -118,6 +128,8 @@ class LineMeter:
         self.figures.underrun_samples += samples
         if new:
             self.figures.underruns += 1
+            if self._behind():
+                self.figures.underruns_behind += 1
 
     def on_hang_up(self) -> None:
         self._playing = False
