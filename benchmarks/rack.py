@@ -58,6 +58,9 @@ LAG_EVERY = 0.1
 LAG_LIMIT = 0.1
 """Worst lag (seconds) beyond which the test bed is said to have fallen behind."""
 READY_TIMEOUT = 60.0
+BUSY = "1521 did not answer: busy"
+"""Every line engaged (a caller per line redials while its last line clears):
+the exchange's busy, counted apart from failures."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -323,10 +326,11 @@ def figures(run: RackRun) -> dict[str, Any]:
     busy = statistics.fmean(s.in_call for s in half) if half else 0.0
     m = run.meter
     done = run.calls.get("done", 0)
+    all_busy = run.calls.get(BUSY, 0)
     failed = {
         k: v
         for k, v in run.calls.items()
-        if k not in ("done", "caller hung up mid-call", "cut at the end of the run")
+        if k not in ("done", "caller hung up mid-call", "cut at the end of the run", BUSY)
     }
     return {
         "lines": run.lines,
@@ -337,6 +341,7 @@ def figures(run: RackRun) -> dict[str, Any]:
             "completed": done,
             "hung_up_by_caller": run.calls.get("caller hung up mid-call", 0),
             "cut_at_end": run.calls.get("cut at the end of the run", 0),
+            "busy_redialled": all_busy,
             "failed": sum(failed.values()),
             "failed_why": failed,
             "styles": dict(run.styles),
@@ -396,7 +401,8 @@ def print_table(f: dict[str, Any]) -> None:
         (
             "calls",
             f"{c['completed']} completed, {c['hung_up_by_caller']} hung up by the caller, "
-            f"{c['failed']} failed, {c['cut_at_end']} cut at the end",
+            f"{c['failed']} failed, {c['cut_at_end']} cut at the end; "
+            f"{c['busy_redialled']} found every line busy",
         ),
         ("failed, why", json.dumps(c["failed_why"], ensure_ascii=False) if c["failed"] else "-"),
         ("daemon records", json.dumps(c["daemon_records"])),
