@@ -380,9 +380,17 @@ def figures(run: RackRun) -> dict[str, Any]:
             "fds_end": load[-1].fds,
             "rss_slope_mib_per_h": round(slope(_after_warmup(load), "rss") / mib, 2),
             "fds_slope_per_h": round(slope(_after_warmup(load), "fds"), 2),
+            "rss_trace_mib": [round(s.rss / mib, 1) for s in _tenths(load)],
+            "fds_trace": [s.fds for s in _tenths(load)],
             "exit_code": run.daemon_exit,
         },
     }
+
+
+def _tenths(samples: Sequence[ProcSample]) -> list[ProcSample]:
+    """Eleven samples spread evenly over the run, first and last included."""
+    last = len(samples) - 1
+    return [samples[round(i * last / 10)] for i in range(11)] if samples else []
 
 
 def _after_warmup(samples: Sequence[ProcSample]) -> Sequence[ProcSample]:
