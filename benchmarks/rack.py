@@ -354,6 +354,7 @@ def figures(run: RackRun) -> dict[str, Any]:
         "underruns": {
             "count": m.underruns,
             "while_test_bed_behind": m.underruns_behind,
+            "prompt_ends_short": m.tails,
             "gap_ms": round(1000 * m.underrun_samples / 8000, 1),
             "prompts": m.prompts,
         },
@@ -421,7 +422,8 @@ def print_table(f: dict[str, Any]) -> None:
         (
             "underruns",
             f"{u['count']} ({u['gap_ms']} ms of gap) in {u['prompts']} streams; "
-            f"{u['while_test_bed_behind']} of them while the test bed lagged",
+            f"{u['while_test_bed_behind']} of them while the test bed lagged "
+            f"({u['prompt_ends_short']} prompts ended mid-frame: not gaps)",
         ),
         (
             "emulator",

@@ -39,6 +39,9 @@ class MeterFigures:
     underruns: int = 0
     underrun_samples: int = 0
     """Samples of silence the chip had to play because the host sent too little."""
+    tails: int = 0
+    """Prompts whose last frame ran short and then ended: silence after the
+    prompt, not a gap in it, so not an underrun."""
     underruns_behind: int = 0
     """Of the underruns, those while the test bed itself lagged real time: it then
     plays frames in a burst to catch up, faster than any host paces its audio."""
@@ -54,6 +57,7 @@ class MeterFigures:
         self.underruns += other.underruns
         self.underrun_samples += other.underrun_samples
         self.underruns_behind += other.underruns_behind
+        self.tails += other.tails
         self.prompts += other.prompts
 
 
@@ -76,6 +80,7 @@ class LineMeter:
         self._answer_key_at: float | None = None
         self._barge_at: float | None = None
         self._playing = False
+        self._gap = (0, 0, False)  # a dry spell not yet known to be mid-prompt
 
     # -- hooks the chip calls ---------------------------------------------------
 
@@ -116,6 +121,9 @@ class LineMeter:
 
     def on_stream_stopped(self) -> None:
         """Playback stopped: the buffer was cleared, or the stream ended."""
+        if self._gap[0]:
+            self.figures.tails += 1
+        self._gap = (0, 0, False)
         if not self._playing:
             return
         self._playing = False
@@ -124,13 +132,24 @@ class LineMeter:
             self._barge_at = None
 
     def on_starved(self, samples: int, new: bool) -> None:
-        """A frame mid-prompt lacked ``samples`` samples; ``new``: a gap begins."""
-        self.figures.underrun_samples += samples
+        """A frame lacked ``samples`` samples; ``new``: a dry spell begins. It is
+        an underrun only if audio follows (:meth:`on_resumed`); a prompt that
+        ends instead just ran out at its end."""
+        count, missing, behind = self._gap
         if new:
-            self.figures.underruns += 1
-            if self._behind():
-                self.figures.underruns_behind += 1
+            count, behind = count + 1, behind or self._behind()
+        self._gap = (count, missing + samples, behind)
+
+    def on_resumed(self) -> None:
+        """Audio flows again after a dry spell: that was a gap the caller heard."""
+        count, missing, behind = self._gap
+        self.figures.underruns += count
+        self.figures.underrun_samples += missing
+        if behind:
+            self.figures.underruns_behind += count
+        self._gap = (0, 0, False)
 
     def on_hang_up(self) -> None:
+        self._gap = (0, 0, False)
         self._playing = False
         self._answer_key_at = self._barge_at = self._lifted_at = None

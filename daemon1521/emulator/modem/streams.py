@@ -79,6 +79,8 @@ class StreamsMixin:
         if len(buf) >= need:
             data = bytes(buf[:need])
             del buf[:need]
+            if self._underrun and self.meter is not None:
+                self.meter.on_resumed()
             self._underrun = False
         else:
             usable = len(buf) - len(buf) % width
