@@ -76,6 +76,8 @@ class ProcSample:
     rss: int
     hwm: int
     fds: int
+    wakeups: int
+    """Voluntary context switches of the main thread: how often it slept and woke."""
     in_call: int
     """Emulated lines off hook at the time (calls the daemon is serving)."""
 
@@ -90,8 +92,18 @@ def read_proc(pid: int, in_call: int) -> ProcSample:
             key, _, value = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
                 status[key] = int(value.split()[0]) * 1024
+            elif key == "voluntary_ctxt_switches":
+                status[key] = int(value)
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return ProcSample(time.monotonic(), cpu, status["VmRSS"], status["VmHWM"], fds, in_call)
+    return ProcSample(
+        time.monotonic(),
+        cpu,
+        status["VmRSS"],
+        status["VmHWM"],
+        fds,
+        status["voluntary_ctxt_switches"],
+        in_call,
+    )
 
 
 def slope(samples: Sequence[ProcSample], attr: str) -> float:
@@ -320,6 +332,7 @@ def figures(run: RackRun) -> dict[str, Any]:
     load_cpu = (load[-1].cpu - load[0].cpu) / (load[-1].wall - load[0].wall)
     line_seconds = sum(a.in_call * (b.wall - a.wall) for a, b in itertools.pairwise(load))
     in_call_cpu = load[-1].cpu - load[0].cpu - idle_cpu * (load[-1].wall - load[0].wall)
+    wakeups = load[-1].wakeups - load[0].wakeups
     half = load[len(load) // 2 :]
     idle_rss = statistics.median(s.rss for s in idle) if idle else load[0].rss
     steady_rss = statistics.median(s.rss for s in half)
@@ -370,6 +383,9 @@ def figures(run: RackRun) -> dict[str, Any]:
             "lines_in_call_mean": round(busy, 1),
             "cpu_per_line_in_call_pct": (
                 round(100 * in_call_cpu / line_seconds, 3) if line_seconds > 0 else None
+            ),
+            "wakeups_per_line_second": (
+                round(wakeups / line_seconds, 1) if line_seconds > 0 else None
             ),
             "rss_idle_mib": round(idle_rss / mib, 1),
             "rss_steady_mib": round(steady_rss / mib, 1),
@@ -435,7 +451,8 @@ def print_table(f: dict[str, Any]) -> None:
             "daemon CPU",
             f"idle {d['cpu_idle_pct']} %, under load {d['cpu_load_pct']} % of a core; "
             f"{d['cpu_per_line_in_call_pct']} % per line in a call "
-            f"({d['lines_in_call_mean']} in calls on average)",
+            f"({d['lines_in_call_mean']} in calls on average); "
+            f"{d['wakeups_per_line_second']} wake-ups per line-second in a call",
         ),
         (
             "daemon RSS",
