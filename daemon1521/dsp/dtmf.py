@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from daemon1521.dsp.tones import DBM0_POWER, RATE, amplitude, sines, to_int16
 
@@ -131,18 +130,32 @@ class _Windows:
         self._buf_start = -(self.size - self.hop)
         self._next_end = self.hop
         self.count = 0
+        self._none = (np.empty((0, self.size)), np.empty(0, dtype=np.int64))
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Windows completed by ``samples`` (one per row) and their end indices."""
-        x = np.asarray(samples).astype(np.float64).ravel()
+        """Windows completed by ``samples`` (one per row) and their end indices.
+
+        The windows are a read-only strided view of the buffer, built directly:
+        detectors push one 20 ms frame at a time, and the general-purpose
+        ``sliding_window_view`` cost more than the detection it fed.
+        """
+        x = np.asarray(samples, dtype=np.float64).ravel()
         self.count += len(x)
-        self._buf = np.concatenate((self._buf, x)) if len(x) else self._buf
+        if len(x):
+            self._buf = np.concatenate((self._buf, x))
         if self.count < self._next_end:
-            return np.empty((0, self.size)), np.empty(0, dtype=np.int64)
+            return self._none
         m = (self.count - self._next_end) // self.hop + 1
         first = self._next_end - self.size - self._buf_start
-        view = sliding_window_view(self._buf, self.size)
-        windows = view[first : first + (m - 1) * self.hop + 1 : self.hop]
+        item = self._buf.itemsize
+        windows = np.ndarray(
+            (m, self.size),
+            dtype=np.float64,
+            buffer=self._buf,
+            offset=first * item,
+            strides=(self.hop * item, item),
+        )
+        windows.flags.writeable = False
         ends = self._next_end + self.hop * np.arange(m, dtype=np.int64)
         self._next_end += m * self.hop
         keep_from = self._next_end - self.size
@@ -168,6 +181,13 @@ def _probe_power(windows: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.nd
 
 def _mean_power(windows: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", windows, windows) / windows.shape[1]
+
+
+def _too_quiet(windows: np.ndarray, min_power: float) -> bool:
+    """Whether no window can hold a sinusoid of ``min_power``: a probe's power is
+    at most twice the window's mean power (Cauchy-Schwarz), so this is exact,
+    and it spares the probes on the silence that fills most of a call."""
+    return bool(2.0 * _mean_power(windows).max() < min_power)
 
 
 class DtmfDetector:
@@ -201,6 +221,10 @@ class DtmfDetector:
         """Take the next samples of the stream; return the presses and releases they complete."""
         windows, ends = self._win.push(samples)
         if len(ends) == 0:
+            return []
+        if self._key is None and _too_quiet(windows, self._min_power):
+            self._cand = -1
+            self._run += len(ends)
             return []
         keys = self._classify(windows)
         if self._key is None and not (keys >= 0).any():
@@ -313,6 +337,9 @@ class ToneDetector:
         """Take the next samples of the stream; return the edges they confirm."""
         windows, ends = self._win.push(samples)
         if len(ends) == 0:
+            return []
+        if not self._on and _too_quiet(windows, self._min_power):
+            self._run = 0  # what every window below the level does while off
             return []
         power = _probe_power(windows, self._cos, self._sin).max(axis=1)
         valid = (power >= self._min_power) & (power >= TONE_MIN_PURITY * _mean_power(windows))

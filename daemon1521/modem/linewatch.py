@@ -27,6 +27,10 @@ BUSY_BURSTS = 2
 """Bursts of cadenced tone that make a hang-up: one could be noise."""
 DIAL_TONE_SECONDS = 2.0
 """A steady tone this long is dial tone: the exchange has cleared the call."""
+BLOCK_SAMPLES = 800
+"""Received audio is judged in blocks of 100 ms: a listening line receives a
+chunk every 20 ms, and judging each alone cost more in numpy calls than the
+judgement itself; a hang-up verdict may well come up to 100 ms later."""
 CHIP_BUSY_REPORTS = 2
 """Busy tone is reported repeatedly while it lasts; two reports make it certain."""
 
@@ -64,10 +68,14 @@ class LineWatch:
         self._tone_on_at: int | None = None
         self._bursts = 0
         self._silent_samples = 0
+        self._block: list[np.ndarray] = []
+        self._block_len = 0
 
     def restart_audio(self) -> None:
         """A new listening period: audio analysis starts afresh (the chip's counts stay)."""
-        self._detector = ToneDetector(self.tone_hz)
+        self._detector.reset()
+        self._block.clear()
+        self._block_len = 0
         self._samples = 0
         self._tone_on_at = None
         self._bursts = 0
@@ -91,9 +99,19 @@ class LineWatch:
         return None
 
     def audio(self, samples: np.ndarray) -> HungUp | None:
-        """Judge received audio (decoded, 8 kHz)."""
+        """Judge received audio (decoded, 8 kHz), a block of :data:`BLOCK_SAMPLES` at a time."""
         if self.hung_up is not None:
             return self.hung_up
+        self._block.append(samples)
+        self._block_len += len(samples)
+        if self._block_len < BLOCK_SAMPLES:
+            return None
+        block = self._block[0] if len(self._block) == 1 else np.concatenate(self._block)
+        self._block.clear()
+        self._block_len = 0
+        return self._judge(block)
+
+    def _judge(self, samples: np.ndarray) -> HungUp | None:
         for edge in self._detector.feed(samples):
             if edge.kind == "on":
                 self._tone_on_at = edge.sample

@@ -115,7 +115,15 @@ class Port(abc.ABC):
 
 
 class FdPort(Port):
-    """A pyserial posix port (tty, USB CDC-ACM, pty) driven by the event loop."""
+    """A pyserial posix port (tty, USB CDC-ACM, pty) driven by the event loop.
+
+    While a caller keeps reading, the fd stays registered with the loop and
+    the readiness callback reads for it: a line streaming audio is readable
+    fifty times a second, and registering and unregistering the fd around
+    every read cost more than the read itself. The callback reads only for a
+    waiting caller; with none it unregisters, so bytes nobody asks for stay in
+    the kernel, where the device sees the back-pressure.
+    """
 
     def __init__(self, ser: serial.serialposix.Serial, url: str, usb_id: tuple[int, int] | None):
         super().__init__(url, usb_id)
@@ -126,20 +134,83 @@ class FdPort(Port):
         self._loop = asyncio.get_running_loop()
         self._write_lock = asyncio.Lock()
         self._waiters: set[asyncio.Future[None]] = set()
+        self._unread = bytearray()
+        self._read_failure: PortError | None = None
+        self._reader_on = False
+        self._read_waiter: asyncio.Future[None] | None = None
 
     async def read(self) -> bytes:
         while True:
             self._check_open()
+            if self._unread:
+                data = bytes(self._unread)
+                self._unread.clear()
+                # and whatever came since: fewer, larger reads for the caller
+                # (nothing more, or a failure, shows on the next read)
+                with contextlib.suppress(OSError):
+                    data += os.read(self._fd, READ_SIZE)
+                return data
+            if self._read_failure is not None:
+                raise self._read_failure
             try:
                 data = os.read(self._fd, READ_SIZE)
             except (BlockingIOError, InterruptedError):
-                await self._wait(self._loop.add_reader, self._loop.remove_reader)
+                await self._readable()
                 continue
             except OSError as exc:
                 raise self._error(exc, "read") from exc
             if not data:
                 raise PortClosed(f"{self.url}: end of file (the other side hung up)")
             return data
+
+    async def _readable(self) -> None:
+        """Sleep until bytes arrive (read by :meth:`_on_readable`) or the port closes."""
+        waiter = self._loop.create_future()
+        self._read_waiter = waiter
+        self._waiters.add(waiter)
+        if not self._reader_on:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reader_on = True
+        try:
+            await waiter
+        finally:
+            self._waiters.discard(waiter)
+            self._read_waiter = None
+
+    def _on_readable(self) -> None:
+        """Bytes arrived: read them for the waiting reader; with none waiting, stop
+        watching (the fd would stay readable and the loop would spin)."""
+        waiter = self._read_waiter
+        if self._closed or waiter is None or waiter.done():
+            self._unwatch_readable()
+            return
+        try:
+            data = os.read(self._fd, READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._read_failed(self._error(exc, "read"))
+            return
+        if not data:
+            self._read_failed(PortClosed(f"{self.url}: end of file (the other side hung up)"))
+            return
+        self._unread += data
+        waiter.set_result(None)
+
+    def _read_failed(self, failure: PortError) -> None:
+        self._read_failure = failure
+        self._unwatch_readable()
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _unwatch_readable(self) -> None:
+        if self._reader_on:
+            self._loop.remove_reader(self._fd)
+            self._reader_on = False
 
     async def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -183,6 +254,7 @@ class FdPort(Port):
         if self._closed:
             return
         self._closed = True
+        self._reader_on = False
         self._loop.remove_reader(self._fd)
         self._loop.remove_writer(self._fd)
         for waiter in self._waiters:

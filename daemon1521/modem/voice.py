@@ -891,8 +891,9 @@ class VoiceModem:
                         # ending the stream will tell: a hung modem times out and is reset
                         logger.warning("{}: the modem stopped streaming", self.url)
                         break
-                    try:
-                        item = await clock.wait_for(stream.read(), min(left, stall))
+                    try:  # a timeout scope, not wait_for: no task per received chunk
+                        async with clock.timeout(min(left, stall)):
+                            item = await stream.read()
                     except TimeoutError:
                         continue
                     heard_at = clock.now()

@@ -41,6 +41,8 @@ class DetectionMixin:
             repeats_until(event.sample)
             offset = event.sample - start
             if event.kind == "down":
+                if self.meter is not None:
+                    self.meter.on_key()
                 if wrapped:
                     events.append((offset, shielding.event("/") + shielding.event(event.key)))
                     self._held = (event.key, event.sample + period)

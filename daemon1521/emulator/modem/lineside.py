@@ -23,6 +23,8 @@ class LineSideMixin:
             return
         self._alerting = True
         self._sregs[1] = min(255, self._sregs[1] + 1)
+        if self.meter is not None:
+            self.meter.on_ring()
         if self._ring_timer is not None:
             self._ring_timer.cancel()
         self._ring_timer = self.clock.call_later(RING_RESET_SECONDS, self._ring_reset)
@@ -95,12 +97,16 @@ class LineSideMixin:
             elif not self._q:
                 self._after_final.append(self._format_result("RING"))
         self._alerting = False
+        if self.meter is not None:
+            self.meter.on_off_hook()
         self.line.lift()
 
     def _hang_up(self) -> None:
         if "+VLS" in self._params:
             self._params["+VLS"] = self.personality.parameters["+VLS"].default
         if self.line is not None and self.line.off_hook:
+            if self.meter is not None:
+                self.meter.on_hang_up()
             self.line.hang_up()
         self._reset_detectors()
 

@@ -32,6 +32,8 @@ class StreamsMixin:
         for item in items:
             if isinstance(item, bytes):
                 if tx and item:
+                    if not self._tx_started and self.meter is not None:
+                        self.meter.on_stream_audio()
                     self._tx_buf += item
                     self._tx_started = True
             else:
@@ -45,6 +47,8 @@ class StreamsMixin:
         if code == NUL:
             return
         if mode in ("tx", "duplex") and code == CAN:
+            if self.meter is not None:
+                self.meter.on_stream_stopped()
             self._tx_buf.clear()
             self._tx_started = False
             self._underrun = False
@@ -75,11 +79,15 @@ class StreamsMixin:
         if len(buf) >= need:
             data = bytes(buf[:need])
             del buf[:need]
+            if self._underrun and self.meter is not None:
+                self.meter.on_resumed()
             self._underrun = False
         else:
             usable = len(buf) - len(buf) % width
             data = bytes(buf[:usable])
             del buf[:usable]
+            if not self._draining and self._tx_started and self.meter is not None:
+                self.meter.on_starved((need - usable) // width, new=not self._underrun)
             if not self._draining and self._tx_started and not self._underrun:
                 self._underrun = True
                 self._event("u")

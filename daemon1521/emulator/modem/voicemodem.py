@@ -47,6 +47,7 @@ import numpy as np
 from daemon1521.dsp.dtmf import DtmfDetector, ToneDetector
 from daemon1521.emulator.clock import FRAME, RATE, EmuClock, Timer
 from daemon1521.emulator.line import Endpoint
+from daemon1521.emulator.meter import LineMeter
 from daemon1521.emulator.modem.atcommands import AtCommandsMixin, _Profile
 from daemon1521.emulator.modem.chipbase import Mode, Proc, guarded
 from daemon1521.emulator.modem.detection import DetectionMixin
@@ -111,6 +112,8 @@ class VoiceModem(
         cp = self.personality.call_progress
         self._tone = ToneDetector(cp.freq, rate=RATE, min_level_dbm0=cp.min_level_dbm0)
         self._cadence = CadenceClassifier(cp)
+        self.meter: LineMeter | None = None
+        """Measurements of what the caller feels, when a benchmark attaches one."""
         self.power_on()
 
     # -- public state ----------------------------------------------------------
@@ -245,6 +248,8 @@ class VoiceModem(
 
     def _end_activity(self) -> None:
         """Stop any stream or timed command without reporting anything."""
+        if self.meter is not None:
+            self.meter.on_stream_stopped()
         self._cancel_proc()
         self._mode: Mode = "command"
         self._tx_buf = bytearray()

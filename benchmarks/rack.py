@@ -1,0 +1,514 @@
+"""A full rack at real time: the daemon in its own process, the emulator in this one.
+
+This process runs the emulated exchange, N voice modems on pseudo-terminals
+and N scripted callers (daemon1521.testbed.load); the real daemon runs as
+``daemon1521 run --config FILE`` in a child process whose lines are the
+modems' stable pty links. Both run at real time. The callers go through the
+1521 flow up to the payment offer again and again (plain, barge-in,
+type-ahead, hang-up mid-call).
+
+What callers feel is measured at the emulated modems (ground truth at the
+line, daemon1521.emulator.meter): key-to-prompt latency, barge-in stop time,
+answer latency, transmit underruns. The daemon's cost is read from /proc:
+CPU (user + sys) per wall second, RSS (idle, steady, peak), open fds, and
+their slopes. The emulator's lag behind wall time says whether the test bed
+kept up; a run where it did not is flagged.
+
+Run: ``.venv/bin/python benchmarks/rack.py --lines 8 --duration 60 [--json]``.
+Not a test: it prints figures and asserts nothing about speed. Linux only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
+from daemon1521.emulator.meter import LineMeter, MeterFigures
+from daemon1521.emulator.modem import available_personalities
+from daemon1521.emulator.rig import Rig, wait_cancelled
+from daemon1521.logs import setup_logging
+from daemon1521.testbed.ears import Ears
+from daemon1521.testbed.load import LoadCallers
+from daemon1521.testbed.site import sample_bills
+
+PERSONALITIES = ("conexant-cx93001", "usr-5637")
+ANSWER_RING = 2
+"""Rings before answering, as configured for every line."""
+SAMPLE_EVERY = 1.0
+"""Real seconds between readings of the daemon's /proc figures."""
+LAG_EVERY = 0.1
+"""Real seconds between readings of the emulator's lag."""
+LAG_LIMIT = 0.1
+"""Worst lag (seconds) beyond which the test bed is said to have fallen behind."""
+READY_TIMEOUT = 60.0
+BUSY = "1521 did not answer: busy"
+"""Every line engaged (a caller per line redials while its last line clears):
+the exchange's busy, counted apart from failures."""
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- the daemon's process, from /proc ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """One reading of a process: wall time, CPU seconds, RSS and peak RSS (bytes), fds."""
+
+    wall: float
+    cpu: float
+    rss: int
+    hwm: int
+    fds: int
+    wakeups: int
+    """Voluntary context switches of the main thread: how often it slept and woke."""
+    in_call: int
+    """Emulated lines off hook at the time (calls the daemon is serving)."""
+
+
+def read_proc(pid: int, in_call: int) -> ProcSample:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    status: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                status[key] = int(value.split()[0]) * 1024
+            elif key == "voluntary_ctxt_switches":
+                status[key] = int(value)
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    return ProcSample(
+        time.monotonic(),
+        cpu,
+        status["VmRSS"],
+        status["VmHWM"],
+        fds,
+        status["voluntary_ctxt_switches"],
+        in_call,
+    )
+
+
+def slope(samples: Sequence[ProcSample], attr: str) -> float:
+    """Least-squares slope of ``attr`` per hour over ``samples``."""
+    if len(samples) < 3:
+        return 0.0
+    xs = [s.wall for s in samples]
+    ys = [float(getattr(s, attr)) for s in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    num = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    return 0.0 if den == 0 else 3600 * num / den
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class RackRun:
+    """Everything one run measured."""
+
+    lines: int
+    duration: float
+    personalities: list[str]
+    idle: list[ProcSample] = field(default_factory=list)
+    load: list[ProcSample] = field(default_factory=list)
+    meter: MeterFigures = field(default_factory=MeterFigures)
+    calls: Counter[str] = field(default_factory=Counter)
+    styles: Counter[str] = field(default_factory=Counter)
+    records: Counter[str] = field(default_factory=Counter)
+    lag_worst: float = 0.0
+    lag_end: float = 0.0
+    testbed_cpu: float = 0.0
+    wall: float = 0.0
+    daemon_exit: int | None = None
+
+
+def write_config(scratch: Path, rig: Rig) -> Path:
+    lines = "".join(
+        f'\n[lines.line{i + 1}]\nport = "{modem.link}"\nrings = {ANSWER_RING}\n'
+        f'label = "{personality}"\n'
+        for i, (modem, personality) in enumerate(zip(rig.modems, rig.personalities, strict=True))
+    )
+    path = scratch / "daemon1521.toml"
+    path.write_text(
+        f'[daemon]\ndrain_timeout = 5\n\n[store]\npath = "{scratch / "d.db"}"\n\n'
+        f'[prompts]\ndir = "{scratch / "prompts"}"\n\n'
+        f'[control]\nsocket = "{scratch / "c.sock"}"\n\n'
+        f'[logging]\nlevel = "WARNING"\n{lines}'
+    )
+    return path
+
+
+def cli(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("daemon1521")), *args]
+
+
+def seed_store(scratch: Path) -> list[str]:
+    """Bills with a debt into the daemon's store; their IDs."""
+    bills = [b for b in sample_bills() if b.amount_rials > 0]
+    csv = scratch / "bills.csv"
+    csv.write_text(
+        "bill_id,payment_id,amount\n"
+        + "".join(f"{b.bill_id},{b.payment_id},{b.amount_rials}\n" for b in bills)
+    )
+    subprocess.run(
+        cli("bills", "import", str(csv), "--store", str(scratch / "d.db")),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return [b.bill_id for b in bills]
+
+
+async def control(config: Path, *args: str) -> Any:
+    """A control-socket command through the CLI; its JSON reply, or None."""
+    proc = await asyncio.create_subprocess_exec(
+        *cli(*args, "--config", str(config), "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        return None
+    return json.loads(out)
+
+
+async def wait_ready(config: Path, daemon: asyncio.subprocess.Process, lines: int) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT + lines * 0.5
+    while time.monotonic() < deadline:
+        if daemon.returncode is not None:
+            raise RuntimeError(f"the daemon exited with {daemon.returncode} while starting")
+        reply = await control(config, "status")
+        if reply is not None:
+            states = [line.get("state") for line in reply.get("lines", [])]
+            if len(states) == lines and all(s == "idle" for s in states):
+                return
+        await asyncio.sleep(0.5)
+    raise RuntimeError("the daemon's lines did not all become idle in time")
+
+
+async def sample_proc(pid: int, rig: Rig, into: list[ProcSample]) -> None:
+    while True:
+        into.append(read_proc(pid, sum(1 for m in rig.modems if m.off_hook)))
+        await asyncio.sleep(SAMPLE_EVERY)
+
+
+class Lag:
+    """How far the emulated clock is behind wall time (speed 1) since :meth:`start`."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.clock = rig.clock
+        self.start()
+
+    def start(self) -> None:
+        self.wall0, self.emu0 = time.monotonic(), self.clock.now()
+
+    def now(self) -> float:
+        return (time.monotonic() - self.wall0) - (self.clock.now() - self.emu0)
+
+    def behind(self) -> bool:
+        return self.now() > LAG_LIMIT
+
+
+async def watch_lag(lag: Lag, run: RackRun) -> None:
+    lag.start()
+    while True:
+        await asyncio.sleep(LAG_EVERY)
+        run.lag_end = lag.now()
+        run.lag_worst = max(run.lag_worst, run.lag_end)
+
+
+async def rack(args: argparse.Namespace) -> RackRun:
+    personalities = args.personality or list(PERSONALITIES)
+    ears = Ears(PromptLibrary(PromptCatalog("fa")))
+    run = RackRun(args.lines, args.duration, personalities)
+    with tempfile.TemporaryDirectory(prefix="d1521-rack-") as tmp:  # short: socket path limit
+        scratch = Path(tmp)
+        bill_ids = seed_store(scratch)
+        rig = Rig(args.lines, personalities, speed=1.0, link_dir=scratch / "ports")
+        lag = Lag(rig)
+        meters = [LineMeter(ANSWER_RING, behind=lag.behind) for _ in rig.modems]
+        for modem, meter in zip(rig.modems, meters, strict=True):
+            modem.meter = meter
+        config = write_config(scratch, rig)
+        async with rig:
+            daemon = await asyncio.create_subprocess_exec(
+                *cli("run", "--config", str(config)), stdin=subprocess.DEVNULL
+            )
+            tasks: list[asyncio.Task[None]] = []
+            try:
+                await wait_ready(config, daemon, args.lines)
+                tasks.append(asyncio.create_task(sample_proc(daemon.pid, rig, run.idle)))
+                await asyncio.sleep(args.idle)
+                await wait_cancelled(tasks.pop())
+                callers = LoadCallers(
+                    rig,
+                    ears,
+                    bill_ids,
+                    callers=args.lines,
+                    stagger=min(0.5, args.ramp / args.lines),
+                    seed=args.seed,
+                )
+                cpu0, wall0 = time.process_time(), time.monotonic()
+                tasks.append(asyncio.create_task(watch_lag(lag, run)))
+                tasks.append(asyncio.create_task(sample_proc(daemon.pid, rig, run.load)))
+                tasks.append(asyncio.create_task(callers.run()))
+                await asyncio.sleep(args.duration)
+                run.load.append(read_proc(daemon.pid, sum(1 for m in rig.modems if m.off_hook)))
+                run.testbed_cpu = time.process_time() - cpu0
+                run.wall = time.monotonic() - wall0
+                cut = callers.in_progress
+                for task in reversed(tasks):
+                    await wait_cancelled(task)
+                tasks.clear()
+                for result in callers.results:
+                    run.calls[result.ended] += 1
+                    run.styles[result.style] += 1
+                run.calls["cut at the end of the run"] += cut
+                for phone in rig.phones.values():
+                    await phone.hang_up()
+                records = await control(config, "calls", "--limit", "1000")
+                for record in records or []:
+                    run.records[record.get("outcome") or "in progress"] += 1
+            finally:
+                for task in tasks:
+                    await wait_cancelled(task)
+                if daemon.returncode is None:
+                    daemon.send_signal(signal.SIGTERM)
+                    try:
+                        await asyncio.wait_for(daemon.wait(), 30)
+                    except TimeoutError:
+                        daemon.kill()
+                        await daemon.wait()
+                run.daemon_exit = daemon.returncode
+        for meter in meters:
+            run.meter.merge(meter.figures)
+    return run
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+
+def pct(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def spread_ms(values: Sequence[float]) -> dict[str, float | int | None]:
+    def ms(v: float | None) -> float | None:
+        return None if v is None else round(1000 * v, 1)
+
+    return {
+        "n": len(values),
+        "p50": ms(pct(values, 0.5)),
+        "p99": ms(pct(values, 0.99)),
+        "max": ms(max(values) if values else None),
+    }
+
+
+def figures(run: RackRun) -> dict[str, Any]:
+    idle, load = run.idle, run.load
+    mib = 1024 * 1024
+    idle_cpu = (idle[-1].cpu - idle[0].cpu) / (idle[-1].wall - idle[0].wall) if len(idle) > 1 else 0
+    load_cpu = (load[-1].cpu - load[0].cpu) / (load[-1].wall - load[0].wall)
+    line_seconds = sum(a.in_call * (b.wall - a.wall) for a, b in itertools.pairwise(load))
+    in_call_cpu = load[-1].cpu - load[0].cpu - idle_cpu * (load[-1].wall - load[0].wall)
+    wakeups = load[-1].wakeups - load[0].wakeups
+    half = load[len(load) // 2 :]
+    idle_rss = statistics.median(s.rss for s in idle) if idle else load[0].rss
+    steady_rss = statistics.median(s.rss for s in half)
+    busy = statistics.fmean(s.in_call for s in half) if half else 0.0
+    m = run.meter
+    done = run.calls.get("done", 0)
+    all_busy = run.calls.get(BUSY, 0)
+    failed = {
+        k: v
+        for k, v in run.calls.items()
+        if k not in ("done", "caller hung up mid-call", "cut at the end of the run", BUSY)
+    }
+    return {
+        "lines": run.lines,
+        "duration_s": round(run.wall, 1),
+        "personalities": run.personalities,
+        "flow": "up to the payment offer (declined); no bank leg",
+        "calls": {
+            "completed": done,
+            "hung_up_by_caller": run.calls.get("caller hung up mid-call", 0),
+            "cut_at_end": run.calls.get("cut at the end of the run", 0),
+            "busy_redialled": all_busy,
+            "failed": sum(failed.values()),
+            "failed_why": failed,
+            "styles": dict(run.styles),
+            "daemon_records": dict(run.records),
+        },
+        "key_to_prompt_ms": spread_ms(m.key_to_prompt),
+        "barge_in_stop_ms": spread_ms(m.barge_in_stop),
+        "ring_to_off_hook_ms": spread_ms(m.ring_to_off_hook),
+        "ring_to_welcome_audio_ms": spread_ms(m.ring_to_audio),
+        "underruns": {
+            "count": m.underruns,
+            "while_test_bed_behind": m.underruns_behind,
+            "prompt_ends_short": m.tails,
+            "gap_ms": round(1000 * m.underrun_samples / 8000, 1),
+            "prompts": m.prompts,
+        },
+        "emulator": {
+            "lag_worst_ms": round(1000 * run.lag_worst, 1),
+            "lag_end_ms": round(1000 * run.lag_end, 1),
+            "kept_real_time": run.lag_worst <= LAG_LIMIT,
+            "cpu_pct": round(100 * run.testbed_cpu / run.wall, 1) if run.wall else None,
+        },
+        "daemon": {
+            "cpu_idle_pct": round(100 * idle_cpu, 2),
+            "cpu_load_pct": round(100 * load_cpu, 2),
+            "lines_in_call_mean": round(busy, 1),
+            "cpu_per_line_in_call_pct": (
+                round(100 * in_call_cpu / line_seconds, 3) if line_seconds > 0 else None
+            ),
+            "wakeups_per_line_second": (
+                round(wakeups / line_seconds, 1) if line_seconds > 0 else None
+            ),
+            "rss_idle_mib": round(idle_rss / mib, 1),
+            "rss_steady_mib": round(steady_rss / mib, 1),
+            "rss_peak_mib": round(max(s.hwm for s in load) / mib, 1),
+            "rss_per_line_in_call_mib": (
+                round((steady_rss - idle_rss) / mib / busy, 3) if busy >= 1 else None
+            ),
+            "fds_idle": idle[-1].fds if idle else None,
+            "fds_end": load[-1].fds,
+            "rss_slope_mib_per_h": round(slope(_after_warmup(load), "rss") / mib, 2),
+            "fds_slope_per_h": round(slope(_after_warmup(load), "fds"), 2),
+            "rss_trace_mib": [round(s.rss / mib, 1) for s in _tenths(load)],
+            "fds_trace": [s.fds for s in _tenths(load)],
+            "exit_code": run.daemon_exit,
+        },
+    }
+
+
+def _tenths(samples: Sequence[ProcSample]) -> list[ProcSample]:
+    """Eleven samples spread evenly over the run, first and last included."""
+    last = len(samples) - 1
+    return [samples[round(i * last / 10)] for i in range(11)] if samples else []
+
+
+def _after_warmup(samples: Sequence[ProcSample]) -> Sequence[ProcSample]:
+    """The samples after the ramp-up: the last two thirds of the run."""
+    return samples[len(samples) // 3 :]
+
+
+def print_table(f: dict[str, Any]) -> None:
+    def lat(d: dict[str, Any]) -> str:
+        return f"p50 {d['p50']}  p99 {d['p99']}  max {d['max']} ms  (n={d['n']})"
+
+    c, d, e, u = f["calls"], f["daemon"], f["emulator"], f["underruns"]
+    rows = [
+        ("lines", f"{f['lines']} ({', '.join(f['personalities'])}), {f['duration_s']} s"),
+        ("flow", f["flow"]),
+        (
+            "calls",
+            f"{c['completed']} completed, {c['hung_up_by_caller']} hung up by the caller, "
+            f"{c['failed']} failed, {c['cut_at_end']} cut at the end; "
+            f"{c['busy_redialled']} found every line busy",
+        ),
+        ("failed, why", json.dumps(c["failed_why"], ensure_ascii=False) if c["failed"] else "-"),
+        ("daemon records", json.dumps(c["daemon_records"])),
+        ("key to prompt", lat(f["key_to_prompt_ms"])),
+        ("barge-in stop", lat(f["barge_in_stop_ms"])),
+        ("ring to off-hook", lat(f["ring_to_off_hook_ms"])),
+        ("ring to welcome", lat(f["ring_to_welcome_audio_ms"])),
+        (
+            "underruns",
+            f"{u['count']} ({u['gap_ms']} ms of gap) in {u['prompts']} streams; "
+            f"{u['while_test_bed_behind']} of them while the test bed lagged "
+            f"({u['prompt_ends_short']} prompts ended mid-frame: not gaps)",
+        ),
+        (
+            "emulator",
+            f"lag worst {e['lag_worst_ms']} ms, end {e['lag_end_ms']} ms "
+            f"({'kept real time' if e['kept_real_time'] else 'FELL BEHIND: figures suspect'}); "
+            f"test bed CPU {e['cpu_pct']} % of a core",
+        ),
+        (
+            "daemon CPU",
+            f"idle {d['cpu_idle_pct']} %, under load {d['cpu_load_pct']} % of a core; "
+            f"{d['cpu_per_line_in_call_pct']} % per line in a call "
+            f"({d['lines_in_call_mean']} in calls on average); "
+            f"{d['wakeups_per_line_second']} wake-ups per line-second in a call",
+        ),
+        (
+            "daemon RSS",
+            f"idle {d['rss_idle_mib']} MiB, steady {d['rss_steady_mib']}, peak "
+            f"{d['rss_peak_mib']}; {d['rss_per_line_in_call_mib']} MiB per line in a call",
+        ),
+        (
+            "daemon fds",
+            f"idle {d['fds_idle']}, end {d['fds_end']}; slopes: RSS "
+            f"{d['rss_slope_mib_per_h']} MiB/h, fds {d['fds_slope_per_h']}/h",
+        ),
+        ("machine", f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"),
+    ]
+    for name, value in rows:
+        print(f"{name:<18} {value}")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=8, help="modem lines and callers (default 8)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument(
+        "--personality",
+        action="append",
+        choices=available_personalities(),
+        help=f"modem personality; repeat to cycle (default {' / '.join(PERSONALITIES)})",
+    )
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle daemon first")
+    parser.add_argument(
+        "--ramp", type=float, default=20.0, help="seconds over which callers start (default 20)"
+    )
+    parser.add_argument("--seed", type=int, default=1521)
+    args = parser.parse_args(argv)
+    if args.lines < 1 or args.duration < 2 or args.idle < 1 or args.ramp < 0:
+        parser.error("--lines >= 1, --duration >= 2, --idle >= 1, --ramp >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging("ERROR")
+    run = asyncio.run(rack(args))
+    result = figures(run)
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    print_table(result)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The line meter's bookkeeping, driven by hand with a fake clock."""
+
+from __future__ import annotations
+
+from daemon1521.emulator.meter import LineMeter
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_answer_latencies_from_the_configured_ring():
+    t = FakeTime()
+    meter = LineMeter(answer_ring=2, now=t)
+    meter.on_ring()
+    t.now += 5.0
+    meter.on_ring()
+    t.now += 0.04
+    meter.on_off_hook()
+    t.now += 0.01
+    meter.on_stream_audio()
+    figures = meter.figures
+    assert round(figures.ring_to_off_hook[0], 3) == 0.04
+    assert round(figures.off_hook_to_audio[0], 3) == 0.01
+    assert round(figures.ring_to_audio[0], 3) == 0.05
+
+
+def test_a_key_is_answered_once_and_a_barge_in_timed_to_the_stop():
+    t = FakeTime()
+    meter = LineMeter(now=t)
+    meter.on_key()
+    t.now += 0.008
+    meter.on_stream_audio()  # the answer to the key
+    t.now += 1.0
+    meter.on_key()  # during that prompt: a barge-in
+    t.now += 0.005
+    meter.on_stream_stopped()
+    t.now += 0.007
+    meter.on_stream_audio()  # the next prompt
+    meter.on_stream_stopped()
+    meter.on_stream_audio()  # a prompt after a prompt: no key to answer
+    figures = meter.figures
+    assert [round(x, 3) for x in figures.key_to_prompt] == [0.008, 0.012]
+    assert [round(x, 3) for x in figures.barge_in_stop] == [0.005]
+
+
+def test_a_dry_spell_counts_only_when_audio_follows():
+    meter = LineMeter()
+    meter.on_stream_audio()
+    meter.on_starved(40, new=True)
+    meter.on_starved(160, new=False)
+    meter.on_resumed()
+    meter.on_starved(60, new=True)
+    meter.on_stream_stopped()  # the prompt's last frame was short: not a gap
+    figures = meter.figures
+    assert (figures.underruns, figures.underrun_samples, figures.tails) == (1, 200, 1)
