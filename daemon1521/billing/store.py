@@ -480,6 +480,18 @@ class Store:
             )
         return cursor.rowcount > 0
 
+    def remembered_card_list(self) -> list[tuple[str, RememberedCard]]:
+        """Every remembered card with its caller number, newest first (for operators)."""
+        with self._guard() as db:
+            rows = db.execute(
+                "SELECT caller_number, card_ciphertext, card_masked, updated_at"
+                " FROM remembered_cards ORDER BY updated_at DESC, caller_number"
+            ).fetchall()
+        return [
+            (row[0], RememberedCard(bytes(row[1]), row[2], datetime.fromisoformat(row[3])))
+            for row in rows
+        ]
+
     # ----------------------------------------------------------------- calls
 
     def open_call(self, line: str, caller: str | None) -> int:
