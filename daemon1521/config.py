@@ -102,6 +102,16 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class TelebankConfig:
+    """``[telebank]``: the bank leg. ``profile`` is a shipped profile's name or a
+    file; ``vault_key`` defaults to the card vault key beside the store."""
+
+    enabled: bool = True
+    profile: str = "parsian"
+    vault_key: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the daemon needs to start; see ``systemd/daemon1521.toml.example``."""
 
@@ -117,6 +127,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    telebank: TelebankConfig = field(default_factory=TelebankConfig)
 
     def line(self, name: str) -> LineConfig:
         for line in self.lines:
@@ -135,6 +146,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "recovery": tuple(f.name for f in dataclasses.fields(RecoveryConfig)),
     "ivr": (),
     "lines": (),
+    "telebank": ("enabled", "profile", "vault_key"),
 }
 
 
@@ -264,7 +276,25 @@ def parse_config(
                 f"lines.{line.name}.profile",
                 f"no firmware profile named {line.profile!r} (known: auto, {known})",
             )
+    config = dataclasses.replace(config, telebank=_telebank(reader, data.get("telebank", {})))
     return dataclasses.replace(config, lines=tuple(lines))
+
+
+def _telebank(reader: _Reader, table: Mapping[str, Any]) -> TelebankConfig:
+    """The ``[telebank]`` table; the profile it names is loaded, so a bad one is refused here."""
+    from daemon1521.schema import SchemaError
+    from daemon1521.telebank.profile import load_profile
+
+    reader.known(table, "telebank", _SECTIONS["telebank"])
+    enabled = reader.convert(bool, table.get("enabled", True), "telebank.enabled")
+    profile = reader.convert(str, table.get("profile", "parsian"), "telebank.profile")
+    if enabled:
+        try:
+            load_profile(profile)
+        except SchemaError as exc:
+            raise ConfigError(reader.file, "telebank.profile", str(exc)) from None
+    vault_key = reader.path(table, "telebank", "vault_key", None)
+    return TelebankConfig(enabled=enabled, profile=profile, vault_key=vault_key)
 
 
 def default_config(**changes: Any) -> Config:
