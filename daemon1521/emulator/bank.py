@@ -45,6 +45,10 @@ FIRST_KEY_TIMEOUT = 10.0
 NEXT_KEY_TIMEOUT = 5.0
 TRIES = 3
 RESULT_KEY_SECONDS = 0.1
+THINK = 1.0
+"""Seconds between an answer and the next question, as a real IVR pauses."""
+ANSWER_AFTER = 2.5
+"""Seconds of ringing before the bank answers."""
 ANSWER_SETTLE = 0.4
 """Seconds after answering before the bank speaks and listens."""
 
@@ -202,6 +206,10 @@ class TelephoneBank(Phone):
             if self.faults.no_answer:
                 await self._until(lambda: self.state != "ringing")
                 continue
+            # a caller hears ringback first, as from any bank's IVR
+            await self._until(lambda: self.state != "ringing", ANSWER_AFTER)
+            if self.state != "ringing":
+                continue
             call = BankCall()
             self.calls.append(call)
             self._keys.clear()
@@ -354,6 +362,7 @@ class TelephoneBank(Phone):
         ``end``; None when nothing came in time, after the bank asked ``TRIES`` times."""
         for _ in range(TRIES):
             if not self._keys:
+                await self.clock.sleep(THINK)
                 await self._speak(prompt, barge_in=True)
             typed: list[str] = []
             timeout = FIRST_KEY_TIMEOUT
