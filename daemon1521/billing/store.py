@@ -78,6 +78,7 @@ class CallOutcome(StrEnum):
     INVALID_INPUT = "invalid_input"
     BANK_BUSY = "bank_busy"  # no free outbound line
     BANK_UNREACHABLE = "bank_unreachable"
+    PAYMENT_UNKNOWN = "payment_unknown"  # the bank's result could not be read
     SERVICE_UNAVAILABLE = "service_unavailable"
     ERROR = "error"
 
