@@ -21,6 +21,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -62,7 +63,12 @@ async def answer_with_flow(modem: VoiceModem, call: IncomingCall, context: LineC
 
     if context.store is None or context.prompts is None:
         raise RuntimeError("the 1521 flow needs the store and the prompts")
-    attendant = Attendant(modem, context.store, context.prompts, context.settings, context.line)
+    payments = None
+    if context.telebank is not None:
+        payments = context.telebank.desk(context.pool.lease, context.prompts, context.time_scale)
+    attendant = Attendant(
+        modem, context.store, context.prompts, context.settings, context.line, payments=payments
+    )
     context.follow(lambda: attendant.current)
     try:
         await attendant.take_call(call)
@@ -83,6 +89,28 @@ def build_prompts(config: Config) -> PromptLibrary:
     for problem in library.preload():
         logger.warning("prompts: {}", problem)
     return library
+
+
+def open_telebank(config: Config, store: Store) -> Any:
+    """The bank leg's setup, or None when ``[telebank] enabled = false``."""
+    from daemon1521.billing.vault import KEY_FILE
+    from daemon1521.schema import SchemaError
+    from daemon1521.telebank.desk import Telebank
+
+    if not config.telebank.enabled:
+        logger.info("telebank: disabled in the config; callers will hear payment is unavailable")
+        return None
+    key = config.telebank.vault_key or Path(config.store).parent / KEY_FILE
+    try:
+        telebank = Telebank.open(config.telebank.profile, store, key)
+    except SchemaError as exc:
+        raise StartupError(f"telebank profile: {exc}") from None
+    if telebank.profile.assumed:
+        logger.warning(
+            "telebank: the {} profile is an assumed dialogue; check it against the bank",
+            telebank.profile.name,
+        )
+    return telebank
 
 
 class Daemon:
@@ -137,10 +165,11 @@ class Daemon:
             raise StartupError(str(exc)) from None
         try:
             prompts = build_prompts(config)
+            telebank = open_telebank(config, self.store)
             self.supervisor = Supervisor(
                 self.lines,
                 self.handler,
-                Services(settings=config.ivr, store=self.store, prompts=prompts),
+                Services(settings=config.ivr, store=self.store, prompts=prompts, telebank=telebank),
                 config.recovery,
                 time_scale=self.time_scale,
                 profiles=profiles,

@@ -20,7 +20,7 @@ from loguru import logger
 
 from daemon1521.billing.store import CallOutcome, Store, StoreUnavailable
 from daemon1521.ivr.dialog import Line, PromptSource
-from daemon1521.ivr.flow1521 import Flow1521, FlowResult
+from daemon1521.ivr.flow1521 import Flow1521, FlowResult, Payments
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.modem.errors import ModemError, PortError
 from daemon1521.modem.voice import IncomingCall
@@ -53,8 +53,10 @@ class Attendant:
         prompts: PromptSource,
         settings: IvrSettings,
         line_name: str,
+        payments: Payments | None = None,
     ) -> None:
         self.modem = modem
+        self.payments = payments
         self.store = store
         self.prompts = prompts
         self.settings = settings
@@ -107,6 +109,7 @@ class Attendant:
                 call_id=call_id,
                 caller=caller,
                 name=tag,
+                payments=self.payments,
             )
             self.current = flow
             cap = self.settings.max_call_seconds / self.modem.time_scale

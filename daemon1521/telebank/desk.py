@@ -6,9 +6,13 @@ each call's flow, which stays free of modems and profiles.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from daemon1521.billing.cardbook import CardBook
+from daemon1521.billing.store import Store
 from daemon1521.telebank.leg import LEAD, BankLeg, CallerLine, Lease, LegResult, Prompts
-from daemon1521.telebank.profile import TelebankProfile
+from daemon1521.telebank.profile import TelebankProfile, load_profile
 
 
 class PaymentDesk:
@@ -49,3 +53,24 @@ class PaymentDesk:
             lead=self.lead,
         )
         return await leg.run(bill_id, payment_id, card)
+
+
+@dataclass(frozen=True)
+class Telebank:
+    """What the daemon sets up once for the bank leg: the profile and the card book."""
+
+    profile: TelebankProfile
+    cards: CardBook | None
+
+    @classmethod
+    def open(cls, profile: str, store: Store, vault_key: Path) -> Telebank:
+        """Load the profile (SchemaError if bad) and open the card book (off, with an
+        error logged, if the vault key is missing or wrong)."""
+        return cls(load_profile(profile), CardBook.open(store, vault_key))
+
+    def desk(
+        self, lease: Lease, prompts: Prompts, time_scale: float = 1.0, lead: float = LEAD
+    ) -> PaymentDesk:
+        return PaymentDesk(
+            lease, self.profile, prompts, self.cards, time_scale=time_scale, lead=lead
+        )
