@@ -35,7 +35,7 @@ def with_luhn(prefix15: str) -> str:
     return next(prefix15 + d for d in "0123456789" if luhn_ok(prefix15 + d))
 
 
-CARD = with_luhn("622106123456789")
+CARD = with_luhn("622106938271645")
 
 
 class FakeBank:
