@@ -211,3 +211,16 @@ async def test_no_caller_id_no_remembering(store: Store, cards: CardBook):
     state = await flow.payment()
     assert str(state) == "goodbye"
     assert store.remembered_card(CALLER) is None
+
+
+async def test_payments_shown_with_their_call_masked(store: Store, cards: CardBook):
+    from daemon1521.daemon.privacy import payment_record
+
+    await run(store, FakeDesk(cards), {"offer_remember_card": ["2"]})
+    [call] = store.recent_calls()
+    [attempt] = store.payments_of_calls([call.id])[call.id]
+    shown = payment_record(attempt)
+    assert shown["card"] == mask_card(CARD) and shown["result"] == "paid"
+    assert shown["tracking"] == "100201" and BILL not in repr(shown)
+    assert CARD not in repr(shown)
+    assert store.payments_of_calls([]) == {}

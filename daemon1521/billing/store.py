@@ -621,6 +621,24 @@ class Store:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    def payments_of_calls(self, call_ids: Iterable[int]) -> dict[int, list[PaymentRecord]]:
+        """The payment attempts of these calls, oldest first per call."""
+        ids = sorted({int(i) for i in call_ids})
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        with self._guard() as db:
+            rows = list(
+                db.query(
+                    f"SELECT * FROM payments WHERE call_id IN ({marks}) ORDER BY started_at, id",
+                    ids,
+                )
+            )
+        found: dict[int, list[PaymentRecord]] = {}
+        for row in rows:
+            found.setdefault(row["call_id"], []).append(_payment_record(row))
+        return found
+
     def recent_payments(
         self, since: datetime | None = None, limit: int = 100
     ) -> list[PaymentRecord]:
@@ -633,21 +651,7 @@ class Store:
                     [*params, int(limit)],
                 )
             )
-        return [
-            PaymentRecord(
-                id=r["id"],
-                call_id=r["call_id"],
-                bill_id=r["bill_id"],
-                payment_id=r["payment_id"],
-                amount=r["amount"],
-                card_masked=r["card_masked"],
-                result=r["result"],
-                tracking=r["tracking"],
-                started_at=datetime.fromisoformat(r["started_at"]),
-                ended_at=_dt(r["ended_at"]),
-            )
-            for r in rows
-        ]
+        return [_payment_record(r) for r in rows]
 
 
 def _bill_rows(rows: Iterable[Mapping[str, Any] | Bill]) -> Iterator[tuple[str, str | None, int]]:
@@ -694,6 +698,21 @@ def _call_record(row: Mapping[str, Any]) -> CallRecord:
         amount_announced=row["amount_announced"],
         outcome=row["outcome"],
         reason=row["reason"],
+    )
+
+
+def _payment_record(r: Mapping[str, Any]) -> PaymentRecord:
+    return PaymentRecord(
+        id=r["id"],
+        call_id=r["call_id"],
+        bill_id=r["bill_id"],
+        payment_id=r["payment_id"],
+        amount=r["amount"],
+        card_masked=r["card_masked"],
+        result=r["result"],
+        tracking=r["tracking"],
+        started_at=datetime.fromisoformat(r["started_at"]),
+        ended_at=_dt(r["ended_at"]),
     )
 
 

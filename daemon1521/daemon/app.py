@@ -32,7 +32,7 @@ from daemon1521.billing.store import Store, StoreUnavailable
 from daemon1521.config import Config, ConfigError, LineConfig, load_config
 from daemon1521.daemon.control import ControlServer, ControlSocketError, RequestError
 from daemon1521.daemon.notify import Notifier, watchdog_interval, watchdog_loop
-from daemon1521.daemon.privacy import call_record
+from daemon1521.daemon.privacy import call_record, payment_record
 from daemon1521.daemon.supervisor import (
     CallHandler,
     LineActionError,
@@ -412,7 +412,13 @@ class Daemon:
         records = self._records(since, limit if line is None else MAX_CALLS_LISTED)
         if line is not None:
             records = [r for r in records if r.line == line][:limit]
-        return {"calls": [call_record(r) for r in records]}
+        payments = self._payments([r.id for r in records])
+        return {
+            "calls": [
+                {**call_record(r), "payments": [payment_record(p) for p in payments.get(r.id, [])]}
+                for r in records
+            ]
+        }
 
     async def _stats(self, request: Mapping[str, Any]) -> dict[str, Any]:
         supervisor = self._sup()
@@ -422,12 +428,17 @@ class Daemon:
         for record in today:
             key = record.outcome or "in_progress"
             outcomes[key] = outcomes.get(key, 0) + 1
+        payments: dict[str, int] = {}
+        for attempts in self._payments([r.id for r in today]).values():
+            for attempt in attempts:
+                payments[attempt.result] = payments.get(attempt.result, 0) + 1
         return {
             "daemon": self._daemon_info(),
             "stats": {
                 "calls_since_start": sum(line.calls_total for line in supervisor.lines),
                 "calls_today": len(today),
                 "outcomes_today": outcomes,
+                "payments_today": payments,
                 "lines": {
                     line.name: {
                         "state": line.state,
@@ -446,6 +457,14 @@ class Daemon:
             raise RequestError("store_unavailable", "the store is not open")
         try:
             return self.store.recent_calls(since=since, limit=limit)
+        except StoreUnavailable:
+            raise RequestError("store_unavailable", "the call store cannot be read now") from None
+
+    def _payments(self, call_ids: list[int]) -> dict[int, list[Any]]:
+        if self.store is None or not call_ids:
+            return {}
+        try:
+            return self.store.payments_of_calls(call_ids)
         except StoreUnavailable:
             raise RequestError("store_unavailable", "the call store cannot be read now") from None
 
