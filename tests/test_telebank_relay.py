@@ -250,3 +250,22 @@ async def test_no_outbound_line():
     leg = BankLeg(FakeCaller(bank, []), none, PROFILE, NamePrompts(), time_scale=SCALE)
     result = await leg.run(BILL, PAYMENT)
     assert result.outcome is PaymentOutcome.BANK_BUSY and bank.dials == 0
+
+
+async def test_caller_hanging_up_on_hold_stops_the_navigation():
+    bank = FakeBank()
+    caller = FakeCaller(bank, [])
+    plays = 0
+    real_play = caller.play
+
+    async def play(audio: bytes, *, barge_in: bool = True) -> str | None:
+        nonlocal plays
+        plays += 1
+        if plays == 3:  # "connecting", then hold: gone during the hold
+            caller.gone = True
+        return await real_play(audio, barge_in=barge_in)
+
+    caller.play = play  # type: ignore[method-assign]
+    result = await run(bank, caller)
+    assert result.outcome is PaymentOutcome.CALLER_HUNG_UP and result.caller_gone
+    assert len(bank.sends) < len(PROFILE.navigate)  # cut before the bank was fully driven

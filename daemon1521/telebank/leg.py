@@ -305,8 +305,17 @@ class BankLeg:
             if await self._dial(bank):
                 side = _BankSide(bank, self.profile, self.scale)
                 side.start()
-                await self._navigate(side, bill_id, payment_id, card)
-                side.relaying = True  # from here on the caller hears the bank
+                navigating = asyncio.create_task(
+                    self._navigate(side, bill_id, payment_id, card), name="telebank-navigate"
+                )
+                await asyncio.wait({navigating, hold}, return_when=asyncio.FIRST_COMPLETED)
+                if navigating.done():
+                    navigating.result()
+                    side.relaying = True  # from here on the caller hears the bank
+                else:  # the hold audio ended first: the caller hung up
+                    navigating.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await navigating
         finally:
             self._stop_hold.set()
             caller_gone = await hold
