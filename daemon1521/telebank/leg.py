@@ -39,6 +39,7 @@ from daemon1521.telebank.follower import CardFollower
 from daemon1521.telebank.profile import Step, TelebankProfile
 from daemon1521.telebank.result import BankResult, ResultReader
 
+RATE = 8000
 SOUND_PEAK = 400
 """A received sample above this (about -38 dBFS) is the bank speaking."""
 LISTEN_SLICE = 0.25
@@ -146,7 +147,7 @@ class _BankSide:
         self.relaying = False
         self.audio: deque[np.ndarray] = deque()
         self.buffered = 0
-        self.last_sound = self.loop.time()
+        self.quiet_samples = 0
         self.sound_since_mark = False
         self.ended: str | None = None
         self.result_at: float | None = None
@@ -182,8 +183,9 @@ class _BankSide:
         self._stop.set()
 
     def quiet_for(self) -> float:
-        """Emulated seconds since the bank last made a sound."""
-        return (self.loop.time() - self.last_sound) * self.scale
+        """Seconds of the bank's audio since it last made a sound: counted in
+        samples received, so a host that runs behind its clock cannot fake a silence."""
+        return self.quiet_samples / RATE
 
     def take_audio(self, most: int) -> np.ndarray:
         parts: list[np.ndarray] = []
@@ -201,8 +203,10 @@ class _BankSide:
     def _heard(self, samples: np.ndarray) -> None:
         loud = bool(len(samples)) and int(np.abs(samples.astype(np.int32)).max()) > SOUND_PEAK
         if loud:
-            self.last_sound = self.loop.time()
+            self.quiet_samples = 0
             self.sound_since_mark = True
+        else:
+            self.quiet_samples += len(samples)
         # the bank's long silences are not played: the caller's line listens then
         speaking = loud or self.quiet_for() < PAUSE_KEPT
         live = self.live
