@@ -269,3 +269,22 @@ async def test_caller_hanging_up_on_hold_stops_the_navigation():
     result = await run(bank, caller)
     assert result.outcome is PaymentOutcome.CALLER_HUNG_UP and result.caller_gone
     assert len(bank.sends) < len(PROFILE.navigate)  # cut before the bank was fully driven
+
+
+@pytest.mark.parametrize("fault", ["hangs_up", "goes_silent"])
+async def test_bank_failing_mid_payment_leaves_the_result_unknown(fault: str):
+    class FailingBank(FakeBank):
+        async def send_dtmf(self, keys: str) -> None:
+            await super().send_dtmf(keys)
+            if len(self.typed) == 17:  # the card confirmed: the PIN question never comes
+                self.speaking = 0
+                self.asked = -100
+                if fault == "hangs_up":
+                    self.hung_up = True
+
+    bank = FailingBank()
+    result = await run(bank, FakeCaller(bank, [CARD, "1", PIN + "#"]))
+    assert result.outcome is PaymentOutcome.RESULT_UNKNOWN
+    assert not result.caller_gone and result.tracking is None
+    assert "#" not in bank.typed  # no PIN went anywhere
+    assert result.learned is None  # the PIN phase never completed
