@@ -288,3 +288,25 @@ async def test_bank_failing_mid_payment_leaves_the_result_unknown(fault: str):
     assert not result.caller_gone and result.tracking is None
     assert "#" not in bank.typed  # no PIN went anywhere
     assert result.learned is None  # the PIN phase never completed
+
+
+@pytest.mark.parametrize("after", [0.05, 0.3])
+async def test_a_stopped_call_frees_the_outbound_line(after: float):
+    bank = FakeBank()
+    leases: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def lease() -> AsyncIterator[FakeBank]:
+        leases.append(True)
+        try:
+            yield bank
+        finally:
+            leases.append(False)
+
+    leg = BankLeg(FakeCaller(bank, [CARD]), lease, PROFILE, NamePrompts(), time_scale=SCALE)
+    task = asyncio.create_task(leg.run(BILL, PAYMENT))
+    await asyncio.sleep(after)  # on hold, or in the relay
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert leases == [True, False] and bank.on_hook

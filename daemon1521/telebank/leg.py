@@ -306,24 +306,14 @@ class BankLeg:
         hold = asyncio.create_task(self._hold(), name="telebank-hold")
         side: _BankSide | None = None
         try:
-            if await self._dial(bank):
-                side = _BankSide(bank, self.profile, self.scale)
-                side.start()
-                navigating = asyncio.create_task(
-                    self._navigate(side, bill_id, payment_id, card), name="telebank-navigate"
-                )
-                await asyncio.wait({navigating, hold}, return_when=asyncio.FIRST_COMPLETED)
-                if navigating.done():
-                    navigating.result()
-                    side.relaying = True  # from here on the caller hears the bank
-                else:  # the hold audio ended first: the caller hung up
-                    navigating.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await navigating
-        finally:
-            self._stop_hold.set()
-            caller_gone = await hold
-        try:
+            try:
+                if await self._dial(bank):
+                    side = _BankSide(bank, self.profile, self.scale)
+                    side.start()
+                    await self._navigate_on_hold(side, hold, bill_id, payment_id, card)
+            finally:
+                self._stop_hold.set()
+                caller_gone = await hold
             if caller_gone:
                 return self._result(
                     PaymentOutcome.CALLER_HUNG_UP,
@@ -338,9 +328,32 @@ class BankLeg:
                 )
             gone = await self._relay(side)
             return self._finish(side, gone, masked)
-        finally:
+        finally:  # whatever happened, stopped calls included: the bank's line stops recording
             if side is not None:
                 await side.close()
+
+    async def _navigate_on_hold(
+        self,
+        side: _BankSide,
+        hold: asyncio.Task[bool],
+        bill_id: str,
+        payment_id: str,
+        card: str | None,
+    ) -> None:
+        """Navigate while the caller hears hold audio; stop if the caller goes first."""
+        navigating = asyncio.create_task(
+            self._navigate(side, bill_id, payment_id, card), name="telebank-navigate"
+        )
+        try:
+            await asyncio.wait({navigating, hold}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # the hold audio ended first (the caller hung up), or we are stopped
+            if not navigating.done():
+                navigating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await navigating
+        if not navigating.cancelled():
+            navigating.result()
+            side.relaying = True  # from here on the caller hears the bank
 
     async def _navigate(
         self, side: _BankSide, bill_id: str, payment_id: str, card: str | None
