@@ -73,6 +73,8 @@ class Services:
     settings: IvrSettings
     store: AsyncStore | None = None
     prompts: PromptLibrary | None = None
+    telebank: Any = None
+    """The bank leg's setup (:class:`~daemon1521.telebank.desk.Telebank`); None: no payments."""
 
 
 @dataclass
@@ -94,6 +96,7 @@ class LineContext:
     prompts: PromptLibrary | None
     pool: OutboundPool
     time_scale: float = 1.0
+    telebank: Any = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _call_id: int | None = None
     _flow_state: str | None = None
@@ -424,6 +427,7 @@ class Line:
             prompts=services.prompts,
             pool=self.sup.pool,
             time_scale=self.sup.time_scale,
+            telebank=services.telebank,
         )
         self.current = context
         self.calls_total += 1

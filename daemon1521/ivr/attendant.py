@@ -21,7 +21,7 @@ from loguru import logger
 from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.store import CallOutcome, StoreUnavailable
 from daemon1521.ivr.dialog import Line, PromptSource
-from daemon1521.ivr.flow1521 import Flow1521, FlowResult
+from daemon1521.ivr.flow1521 import Flow1521, FlowResult, Payments
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.modem.errors import ModemError, PortError
 from daemon1521.modem.voice import IncomingCall
@@ -54,8 +54,10 @@ class Attendant:
         prompts: PromptSource,
         settings: IvrSettings,
         line_name: str,
+        payments: Payments | None = None,
     ) -> None:
         self.modem = modem
+        self.payments = payments
         self.store = store
         self.prompts = prompts
         self.settings = settings
@@ -108,6 +110,7 @@ class Attendant:
                 call_id=call_id,
                 caller=caller,
                 name=tag,
+                payments=self.payments,
             )
             self.current = flow
             cap = self.settings.max_call_seconds / self.modem.time_scale

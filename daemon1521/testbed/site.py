@@ -15,7 +15,7 @@ from pathlib import Path
 from daemon1521.audio.prompts import PromptLibrary
 from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.store import CallRecord, Store
-from daemon1521.config import ControlConfig, LineConfig, default_config
+from daemon1521.config import ControlConfig, LineConfig, TelebankConfig, default_config
 from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.notify import Notifier
 from daemon1521.daemon.supervisor import Line as SupervisedLine
@@ -60,7 +60,8 @@ class EmulatedSite:
     --emulated 1`` starts supervises the line: its supervisor, attendant and
     store take the calls, its driver talks to an emulated modem over a pty.
     ``store_path`` is created if missing and seeded with ``bills``; exit stops
-    the daemon (draining a call in progress) and the emulator.
+    the daemon (draining a call in progress) and the emulator. Without
+    ``telebank`` the daemon has no bank leg: payment is "not available".
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class EmulatedSite:
         lines: int = 1,
         personalities: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
+        telebank: bool = False,
     ) -> None:
         if ears is None:
             if prompts is None:
@@ -96,6 +98,7 @@ class EmulatedSite:
             store=store_path,
             ivr=settings or IvrSettings(),
             control=ControlConfig(socket=scratch / "control.sock"),
+            telebank=TelebankConfig(enabled=telebank),
         )
         self.env = env
         """The daemon's environment (NOTIFY_SOCKET, WATCHDOG_USEC); None: no systemd."""
