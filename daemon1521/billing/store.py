@@ -697,6 +697,17 @@ class Store:
             found.setdefault(row["call_id"], []).append(_payment_record(row))
         return found
 
+    def count_payments(self, since: datetime) -> dict[str, int]:
+        """The payment attempts of the calls started at or after ``since``, by
+        result (no limit: counted in the database, not listed)."""
+        with self._guard() as db:
+            rows = db.execute(
+                "SELECT p.result, count(*) FROM payments AS p JOIN calls AS c"
+                " ON p.call_id = c.id WHERE c.started_at >= ? GROUP BY 1",
+                (_iso(since),),
+            ).fetchall()
+        return {result: int(count) for result, count in rows}
+
     def recent_payments(
         self, since: datetime | None = None, limit: int = 100
     ) -> list[PaymentRecord]:
