@@ -6,10 +6,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from daemon1521.billing.cardbook import CardBook
 from daemon1521.billing.cards import luhn_ok, mask_card
 from daemon1521.billing.store import Store
-from daemon1521.billing.vault import KEY_FILE
+from daemon1521.billing.vault import KEY_FILE, open_vault
 from daemon1521.cli import main
 
 CALLER = "02133334444"
@@ -28,8 +27,9 @@ def run(*args: str):
 
 def test_list_and_forget(tmp_path: Path):
     db = tmp_path / "d.db"
+    vault = open_vault(tmp_path / KEY_FILE, [])
     with Store.open(db) as store:
-        CardBook.open(store, tmp_path / KEY_FILE).remember(CALLER, CARD)
+        store.remember_card(CALLER, vault.seal(CARD, CALLER), mask_card(CARD))
     listed = run("cards", "list", "--store", str(db))
     assert listed.exit_code == 0
     assert mask_card(CARD) in listed.output and CALLER in listed.output

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.config import load_config
 from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.control import arequest
@@ -281,3 +282,41 @@ async def test_a_second_stop_request_cuts_the_calls(site: Site) -> None:
     site.daemon.request_stop("SIGINT")
     assert await asyncio.wait_for(stopping, 10) is False
     await phone.hang_up()
+
+
+PAID_CARD = "622106******1234"
+
+
+async def paying_call(modem: Any, call: Any, ctx: Any) -> None:
+    """:func:`tone_call`, then a declined and a paid attempt recorded for the call."""
+    await tone_call(modem, call, ctx)
+    bill = make_bill_id(12345678, 101)
+    for result in ("declined_pin", "paid"):
+        ctx.store.record_payment(
+            call_id=ctx.call_id,
+            bill_id=bill,
+            payment_id=make_payment_id(bill, 90_000, 4, 12),
+            amount=90_000,
+            card_masked=PAID_CARD,
+            result=result,
+            tracking="100201" if result == "paid" else None,
+        )
+
+
+async def test_payments_are_listed_with_their_call_and_counted_today(tmp_path: Path) -> None:
+    site = await make_site(tmp_path)
+    site.daemon.handler = paying_call
+    try:
+        await site.daemon.start()
+        assert await call_and_press(site.rig, CALLER) == "answered"
+        await site.wait_line("line1", lambda ln: ln.state == "idle" and ln.calls_total == 1)
+        (record,) = (await site.ask("calls"))["calls"]
+        assert [p["result"] for p in record["payments"]] == ["declined_pin", "paid"]
+        assert {p["card"] for p in record["payments"]} == {PAID_CARD}
+        stats = (await site.ask("stats"))["stats"]
+        assert stats["payments_today"] == {"declined_pin": 1, "paid": 1}
+        assert stats["calls_today"] == 1
+    finally:
+        await site.daemon.stop()
+        await site.rig.stop()
+        site.notify.close()

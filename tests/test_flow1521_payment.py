@@ -2,12 +2,14 @@
 
 The bank leg itself is replaced by a fake desk that returns a given result
 (test_telebank_leg.py drives the real one on the emulator); the card book is
-real, with its vault, so what is stored is what the daemon would store.
+real, with its vault, so what is stored is what the daemon would store. The
+flow and the book use the daemon's AsyncStore (``live``); ``store`` is a plain
+connection to the same file for seeding and checking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from daemon1521.audio.say_fa import say_digits
+from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.cardbook import CardBook
 from daemon1521.billing.cards import CARD_GROUPS, luhn_ok, mask_card
 from daemon1521.billing.ids import make_bill_id, make_payment_id
@@ -74,22 +77,31 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def cards(store: Store, tmp_path: Path) -> CardBook:
-    return CardBook.open(store, tmp_path / KEY_FILE)
+async def live(store: Store, tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    async with await AsyncStore.open(tmp_path / "calls.db") as opened:
+        yield opened
 
 
-async def run(store: Store, desk: FakeDesk, answers: dict) -> tuple[FlowResult, FakeLine]:
+@pytest.fixture
+async def cards(live: AsyncStore, tmp_path: Path) -> CardBook:
+    return await CardBook.open(live, tmp_path / KEY_FILE)
+
+
+async def run(live: AsyncStore, desk: FakeDesk, answers: dict) -> tuple[FlowResult, FakeLine]:
+    """One call through the flow, its records written before returning."""
     line = FakeLine(answers={"remembered_bill_confirm": ["1"], "offer_payment": ["1"], **answers})
-    call_id = store.open_call("line1", CALLER)
+    call_id = live.open_call("line1", CALLER)
     flow = Flow1521.on_line(
-        line, NamePrompts(), store, IvrSettings(), call_id=call_id, caller=CALLER, payments=desk
+        line, NamePrompts(), live, IvrSettings(), call_id=call_id, caller=CALLER, payments=desk
     )
-    return await flow.run(), line
+    result = await flow.run()
+    assert await live.flush(10)
+    return result, line
 
 
-async def test_a_new_card_pays_and_is_remembered(store: Store, cards: CardBook):
+async def test_a_new_card_pays_and_is_remembered(store: Store, live: AsyncStore, cards: CardBook):
     desk = FakeDesk(cards)
-    result, line = await run(store, desk, {"offer_remember_card": ["1"]})
+    result, line = await run(live, desk, {"offer_remember_card": ["1"]})
     heard = line.heard()
     assert (
         heard[-6:]
@@ -107,16 +119,16 @@ async def test_a_new_card_pays_and_is_remembered(store: Store, cards: CardBook):
     [payment] = store.recent_payments()
     assert payment.result == "paid" and payment.tracking == "100201"
     assert payment.card_masked == mask_card(CARD) and payment.amount == DEBT
-    known = cards.card_for(CALLER)
+    known = await cards.card_for(CALLER)
     assert known is not None and known.number == CARD
 
 
 async def test_the_remembered_card_is_read_back_and_keyed_for_the_caller(
-    store: Store, cards: CardBook
+    store: Store, live: AsyncStore, cards: CardBook
 ):
     cards.remember(CALLER, OLD_CARD)
     desk = FakeDesk(cards)
-    result, line = await run(store, desk, {"remembered_card_confirm": ["1"]})
+    result, line = await run(live, desk, {"remembered_card_confirm": ["1"]})
     heard = line.heard()
     i = heard.index("remembered_card_is")
     assert heard[i + 1 : i + 1 + len(say_digits(OLD_CARD, CARD_GROUPS))] == say_digits(
@@ -129,20 +141,22 @@ async def test_the_remembered_card_is_read_back_and_keyed_for_the_caller(
 
 
 async def test_another_key_types_a_new_card_which_may_replace_the_old(
-    store: Store, cards: CardBook
+    store: Store, live: AsyncStore, cards: CardBook
 ):
     cards.remember(CALLER, OLD_CARD)
     desk = FakeDesk(cards)
-    await run(store, desk, {"remembered_card_confirm": ["2"], "offer_remember_card": ["1"]})
+    await run(live, desk, {"remembered_card_confirm": ["2"], "offer_remember_card": ["1"]})
     assert desk.asked == [(BILL, PAYMENT, None)]
-    known = cards.card_for(CALLER)
+    known = await cards.card_for(CALLER)
     assert known is not None and known.number == CARD
 
 
-async def test_the_caller_drops_the_remembered_card(store: Store, cards: CardBook):
+async def test_the_caller_drops_the_remembered_card(
+    store: Store, live: AsyncStore, cards: CardBook
+):
     cards.remember(CALLER, OLD_CARD)
     desk = FakeDesk(cards, learned=None)
-    _, line = await run(store, desk, {"remembered_card_confirm": ["9"]})
+    _, line = await run(live, desk, {"remembered_card_confirm": ["9"]})
     assert "card_forgotten" in line.heard()
     assert store.remembered_card(CALLER) is None
     assert desk.asked == [(BILL, PAYMENT, None)]
@@ -160,10 +174,10 @@ async def test_the_caller_drops_the_remembered_card(store: Store, cards: CardBoo
     ],
 )
 async def test_outcomes_are_told_and_recorded(
-    store: Store, cards: CardBook, outcome, prompt, call_outcome
+    store: Store, live: AsyncStore, cards: CardBook, outcome, prompt, call_outcome
 ):
     desk = FakeDesk(cards, outcome=outcome)
-    result, line = await run(store, desk, {"offer_remember_card": ["1"]})
+    result, line = await run(live, desk, {"offer_remember_card": ["1"]})
     heard = line.heard()
     if prompt:
         assert prompt in heard
@@ -180,47 +194,51 @@ async def test_outcomes_are_told_and_recorded(
     assert ("offer_remember_card" in heard) is not refused
 
 
-async def test_caller_hanging_up_in_the_bank_leg(store: Store, cards: CardBook):
+async def test_caller_hanging_up_in_the_bank_leg(store: Store, live: AsyncStore, cards: CardBook):
     desk = FakeDesk(cards, outcome=PaymentOutcome.CALLER_HUNG_UP)
-    result, _ = await run(store, desk, {})
+    result, _ = await run(live, desk, {})
     assert result.outcome == "hung_up" and result.last_state == "payment"
     [payment] = store.recent_payments()
     assert payment.result == "caller_hung_up"
     assert store.remembered_card(CALLER) is None
 
 
-async def test_without_a_vault_nothing_is_offered_or_remembered(store: Store):
+async def test_without_a_vault_nothing_is_offered_or_remembered(store: Store, live: AsyncStore):
     desk = FakeDesk(None)
-    _, line = await run(store, desk, {"offer_remember_card": ["1"]})
+    _, line = await run(live, desk, {"offer_remember_card": ["1"]})
     assert "offer_remember_card" not in line.heard()
     assert store.remembered_card(CALLER) is None
 
 
-async def test_no_caller_id_no_remembering(store: Store, cards: CardBook):
+async def test_no_caller_id_no_remembering(store: Store, live: AsyncStore, cards: CardBook):
     desk = FakeDesk(cards)
     line = FakeLine(answers={"offer_payment": ["1"], "offer_remember_card": ["1"]}, keys=[])
     line.script = []
-    call_id = store.open_call("line1", None)
+    call_id = live.open_call("line1", None)
     flow = Flow1521.on_line(
-        line, NamePrompts(), store, IvrSettings(), call_id=call_id, caller=None, payments=desk
+        line, NamePrompts(), live, IvrSettings(), call_id=call_id, caller=None, payments=desk
     )
     flow.remembered = None
     # no caller ID: the bill must be typed; skip to the payment state directly
     flow.bill_id = BILL
-    flow.bill = store.get_bill(BILL)
+    flow.bill = await live.get_bill(BILL)
     state = await flow.payment()
     assert str(state) == "goodbye"
+    assert await live.flush(10)
     assert store.remembered_card(CALLER) is None
 
 
-async def test_payments_shown_with_their_call_masked(store: Store, cards: CardBook):
+async def test_payments_shown_with_their_call_masked(
+    store: Store, live: AsyncStore, cards: CardBook
+):
     from daemon1521.daemon.privacy import payment_record
 
-    await run(store, FakeDesk(cards), {"offer_remember_card": ["2"]})
+    await run(live, FakeDesk(cards), {"offer_remember_card": ["2"]})
     [call] = store.recent_calls()
-    [attempt] = store.payments_of_calls([call.id])[call.id]
+    [attempt] = (await live.payments_of_calls([call.id]))[call.id]
+    assert store.payments_of_calls([call.id]) == {call.id: [attempt]}
     shown = payment_record(attempt)
     assert shown["card"] == mask_card(CARD) and shown["result"] == "paid"
     assert shown["tracking"] == "100201" and BILL not in repr(shown)
     assert CARD not in repr(shown)
-    assert store.payments_of_calls([]) == {}
+    assert await live.payments_of_calls([]) == {}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.cardbook import CardBook
 from daemon1521.billing.cards import luhn_ok, mask_card
 from daemon1521.billing.store import Store
@@ -139,60 +140,93 @@ def test_seal_open_round_trip(prefix: str, caller: str):
 
 
 # ------------------------------------------------------------------ the book
+#
+# The book reads and writes through the daemon's AsyncStore; ``store`` (a
+# plain connection to the same file) checks and tampers with what is stored.
 
 
-def test_book_remembers_and_opens(tmp_path: Path, store: Store):
-    book = CardBook.open(store, tmp_path / KEY_FILE)
-    assert book.on and book.card_for(CALLER) is None
+@pytest.fixture
+async def live(store: Store, tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    async with await AsyncStore.open(tmp_path / "d.db") as opened:
+        yield opened
+
+
+async def test_book_remembers_and_opens(tmp_path: Path, store: Store, live: AsyncStore):
+    book = await CardBook.open(live, tmp_path / KEY_FILE)
+    assert book.on and await book.card_for(CALLER) is None
     assert book.remember(CALLER, CARD)
-    known = book.card_for(CALLER)
+    known = await book.card_for(CALLER)
     assert known is not None and known.number == CARD and known.masked == mask_card(CARD)
     assert CARD not in repr(known)
-    assert book.card_for(OTHER) is None and book.card_for(None) is None
+    assert await book.card_for(OTHER) is None and await book.card_for(None) is None
+    assert await live.flush(10)
     row = store.remembered_card(CALLER)
     assert row is not None and CARD.encode() not in row.ciphertext
-    assert book.forget(CALLER) and store.remembered_card(CALLER) is None
+    book.forget(CALLER)
+    assert await book.card_for(CALLER) is None  # at once, before it is written
+    assert await live.flush(10)
+    assert store.remembered_card(CALLER) is None
 
 
-def test_book_with_wrong_key_is_off_and_keeps_the_cards(tmp_path: Path, store: Store):
+async def test_book_with_wrong_key_is_off_and_keeps_the_cards(
+    tmp_path: Path, store: Store, live: AsyncStore
+):
     path = tmp_path / KEY_FILE
-    CardBook.open(store, path).remember(CALLER, CARD)
+    (await CardBook.open(live, path)).remember(CALLER, CARD)
+    assert await live.flush(10)
     before = store.remembered_card(CALLER)
     path.unlink()
     Vault.open(path)  # an operator's mistake: a new, different key
-    book = CardBook.open(store, path)
+    book = await CardBook.open(live, path)
     assert not book.on
     assert book.problem is not None and str(path) in book.problem
-    assert book.card_for(CALLER) is None
+    assert await book.card_for(CALLER) is None
     assert not book.remember(CALLER, CARD2)  # nothing overwritten
     assert not book.remember(OTHER, CARD2)  # nor added under another key
+    assert await live.flush(10)
     assert store.remembered_card(CALLER) == before
     assert store.remembered_card(OTHER) is None
 
 
-def test_book_with_missing_key_is_off_and_keeps_the_cards(tmp_path: Path, store: Store):
+async def test_book_with_missing_key_is_off_and_keeps_the_cards(
+    tmp_path: Path, store: Store, live: AsyncStore
+):
     path = tmp_path / KEY_FILE
-    CardBook.open(store, path).remember(CALLER, CARD)
+    (await CardBook.open(live, path)).remember(CALLER, CARD)
+    assert await live.flush(10)
     key = path.read_bytes()
     path.unlink()
-    book = CardBook.open(store, path)
-    assert not book.on and book.card_for(CALLER) is None
+    book = await CardBook.open(live, path)
+    assert not book.on and await book.card_for(CALLER) is None
     assert not path.exists()
     assert store.remembered_card(CALLER) is not None
     # the right key restored: the card is back
     path.write_bytes(key)
     path.chmod(0o600)
-    restored = CardBook.open(store, path).card_for(CALLER)
+    restored = await (await CardBook.open(live, path)).card_for(CALLER)
     assert restored is not None and restored.number == CARD
 
 
-def test_book_skips_a_corrupted_card_without_deleting_it(tmp_path: Path, store: Store):
-    book = CardBook.open(store, tmp_path / KEY_FILE)
+async def test_book_skips_a_corrupted_card_without_deleting_it(
+    tmp_path: Path, store: Store, live: AsyncStore
+):
+    book = await CardBook.open(live, tmp_path / KEY_FILE)
     book.remember(CALLER, CARD)
+    assert await live.flush(10)
     row = store.remembered_card(CALLER)
     assert row is not None
     damaged = bytearray(row.ciphertext)
     damaged[-3] ^= 0xFF
     store.remember_card(CALLER, bytes(damaged), row.masked)
-    assert book.card_for(CALLER) is None
+    assert await book.card_for(CALLER) is None
     assert store.remembered_card(CALLER) is not None
+
+
+async def test_book_offers_no_card_when_the_store_cannot_be_read(
+    tmp_path: Path, store: Store, live: AsyncStore
+):
+    book = await CardBook.open(live, tmp_path / KEY_FILE)
+    book.remember(CALLER, CARD)
+    assert await live.flush(10)
+    await live.close()  # reads now fail: the caller types a card instead
+    assert await book.card_for(CALLER) is None

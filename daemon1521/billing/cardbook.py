@@ -4,6 +4,9 @@ When the vault is unavailable (no key, wrong key) the book is *off*: it
 offers no remembered card and remembers nothing, and the rows already stored
 are left untouched. A card that does not open is skipped for that call (and
 the operator told), never deleted.
+
+The book reads through the daemon's :class:`AsyncStore` (awaited, off the
+event loop) and queues its writes, so a call never waits on SQLite.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from pathlib import Path
 
 from loguru import logger
 
+from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.cards import mask_card
-from daemon1521.billing.store import Store
+from daemon1521.billing.store import StoreUnavailable
 from daemon1521.billing.vault import CardUnreadable, Vault, VaultUnavailable, open_vault
 
 
@@ -29,17 +33,17 @@ class KnownCard:
 class CardBook:
     """Remembering and using cards; ``problem`` says why it is off (None when on)."""
 
-    def __init__(self, store: Store, vault: Vault | None, problem: str | None = None) -> None:
+    def __init__(self, store: AsyncStore, vault: Vault | None, problem: str | None = None) -> None:
         self.store = store
         self.vault = vault
         self.problem = problem if vault is None else None
 
     @classmethod
-    def open(cls, store: Store, key_file: str | Path) -> CardBook:
+    async def open(cls, store: AsyncStore, key_file: str | Path) -> CardBook:
         """The book with the vault key at ``key_file`` (created on first start)."""
-        stored = [card.ciphertext for _, card in store.remembered_card_list()]
+        stored = [card.ciphertext for _, card in await store.remembered_card_list()]
         try:
-            vault = open_vault(key_file, stored)
+            vault = open_vault(key_file, stored)  # a small key file, read once at start
         except VaultUnavailable as exc:
             logger.error("card vault: {}", exc)
             return cls(store, None, str(exc))
@@ -49,11 +53,15 @@ class CardBook:
     def on(self) -> bool:
         return self.vault is not None
 
-    def card_for(self, caller: str | None) -> KnownCard | None:
+    async def card_for(self, caller: str | None) -> KnownCard | None:
         """The caller's remembered card, or None (book off, none stored, or unreadable)."""
         if self.vault is None or caller is None:
             return None
-        row = self.store.remembered_card(caller)
+        try:
+            row = await self.store.remembered_card(caller)
+        except StoreUnavailable as exc:  # the caller can still pay with a card typed in
+            logger.error("card vault: the remembered card cannot be read: {}", exc)
+            return None
         if row is None:
             return None
         try:
@@ -66,13 +74,14 @@ class CardBook:
         return KnownCard(row.masked, number)
 
     def remember(self, caller: str, number: str) -> bool:
-        """Seal and store ``number`` for ``caller``; False when the book is off."""
+        """Seal ``number`` for ``caller`` and queue it; False when the book is off."""
         if self.vault is None:
             logger.warning("card vault is off; card not remembered: {}", self.problem)
             return False
         self.store.remember_card(caller, self.vault.seal(number, caller), mask_card(number))
         return True
 
-    def forget(self, caller: str) -> bool:
-        """Drop the caller's remembered card (works with the book off: nothing is read)."""
-        return self.store.forget_card(caller)
+    def forget(self, caller: str) -> None:
+        """Queue dropping the caller's remembered card (works with the book off:
+        nothing is read)."""
+        self.store.forget_card(caller)

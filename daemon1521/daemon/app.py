@@ -94,7 +94,7 @@ def build_prompts(config: Config) -> PromptLibrary:
     return library
 
 
-def open_telebank(config: Config, store: AsyncStore) -> Any:
+async def open_telebank(config: Config, store: AsyncStore) -> Any:
     """The bank leg's setup, or None when ``[telebank] enabled = false``."""
     from daemon1521.billing.vault import KEY_FILE
     from daemon1521.schema import SchemaError
@@ -105,9 +105,11 @@ def open_telebank(config: Config, store: AsyncStore) -> Any:
         return None
     key = config.telebank.vault_key or Path(config.store).parent / KEY_FILE
     try:
-        telebank = Telebank.open(config.telebank.profile, store, key)
+        telebank = await Telebank.open(config.telebank.profile, store, key)
     except SchemaError as exc:
         raise StartupError(f"telebank profile: {exc}") from None
+    except StoreUnavailable as exc:
+        raise StartupError(f"telebank: the remembered cards cannot be read: {exc}") from None
     if telebank.profile.assumed:
         logger.warning(
             "telebank: the {} profile is an assumed dialogue; check it against the bank",
@@ -168,7 +170,7 @@ class Daemon:
             raise StartupError(str(exc)) from None
         try:
             prompts = build_prompts(config)
-            telebank = open_telebank(config, self.store)
+            telebank = await open_telebank(config, self.store)
             self.supervisor = Supervisor(
                 self.lines,
                 self.handler,

@@ -460,7 +460,7 @@ class Flow1521:
             return State.GOODBYE
         card: str | None = None
         cards = desk.cards
-        known = cards.card_for(self.caller) if cards is not None and self.caller else None
+        known = await cards.card_for(self.caller) if cards is not None and self.caller else None
         if known is not None:
             answer = await self.dialog.confirm(
                 [

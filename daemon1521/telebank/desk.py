@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon1521.billing.async_store import AsyncStore
 from daemon1521.billing.cardbook import CardBook
-from daemon1521.billing.store import Store
 from daemon1521.telebank.leg import LEAD, BankLeg, CallerLine, Lease, LegResult, Prompts
 from daemon1521.telebank.profile import TelebankProfile, load_profile
 
@@ -63,10 +63,10 @@ class Telebank:
     cards: CardBook | None
 
     @classmethod
-    def open(cls, profile: str, store: Store, vault_key: Path) -> Telebank:
+    async def open(cls, profile: str, store: AsyncStore, vault_key: Path) -> Telebank:
         """Load the profile (SchemaError if bad) and open the card book (off, with an
         error logged, if the vault key is missing or wrong)."""
-        return cls(load_profile(profile), CardBook.open(store, vault_key))
+        return cls(load_profile(profile), await CardBook.open(store, vault_key))
 
     def desk(
         self, lease: Lease, prompts: Prompts, time_scale: float = 1.0, lead: float = LEAD
