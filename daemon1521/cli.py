@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "demo": "daemon1521.commands.demo:demo",
     "modem": "daemon1521.commands.modem:modem",
     "bills": "daemon1521.commands.bills:bills",
+    "cards": "daemon1521.commands.cards:cards",
     "say": "daemon1521.commands.say:say",
     "prompts": "daemon1521.commands.prompts:prompts",
     "run": "daemon1521.commands.run:run",

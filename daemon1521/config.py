@@ -112,6 +112,16 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class TelebankConfig:
+    """``[telebank]``: the bank leg. ``profile`` is a shipped profile's name or a
+    file; ``vault_key`` defaults to the card vault key beside the store."""
+
+    enabled: bool = True
+    profile: str = "parsian"
+    vault_key: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the daemon needs to start; see ``systemd/daemon1521.toml.example``."""
 
@@ -127,6 +137,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    telebank: TelebankConfig = field(default_factory=TelebankConfig)
 
     def line(self, name: str) -> LineConfig:
         for line in self.lines:
@@ -167,6 +178,12 @@ class _Logging(_Table):
     modules: dict[str, Any] = {}
 
 
+class _Telebank(_Table):
+    enabled: bool = True
+    profile: str = "parsian"
+    vault_key: PathText | None = None
+
+
 class _File(_Table):
     daemon: _Daemon = _Daemon()
     store: _Store = _Store()
@@ -176,6 +193,7 @@ class _File(_Table):
     recovery: RecoveryConfig = RecoveryConfig()
     ivr: dict[str, Any] = {}
     lines: dict[str, Any] = {}
+    telebank: _Telebank = _Telebank()
 
 
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -187,6 +205,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "recovery": RecoveryConfig.__struct_fields__,
     "ivr": IvrSettings.__struct_fields__,
     "lines": tuple(name for name in LineConfig.__struct_fields__ if name != "name"),
+    "telebank": _Telebank.__struct_fields__,
 }
 """Each table of the file and its keys (a line's keys under ``lines``)."""
 
@@ -324,6 +343,21 @@ def _build(data: Mapping[str, Any], path: Path | None, *, require_lines: bool) -
             },
         ),
         recovery=recovery,
+        telebank=_telebank(raw.telebank, path),
+    )
+
+
+def _telebank(raw: _Telebank, path: Path | None) -> TelebankConfig:
+    """The ``[telebank]`` table; the profile it names is loaded, so a bad one is refused here."""
+    from daemon1521.telebank.profile import load_profile
+
+    if raw.enabled:
+        try:
+            load_profile(raw.profile)
+        except schema.SchemaError as exc:
+            raise schema.SchemaError(path, "telebank.profile", str(exc)) from None
+    return TelebankConfig(
+        enabled=raw.enabled, profile=raw.profile, vault_key=_path(path, raw.vault_key)
     )
 
 

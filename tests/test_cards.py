@@ -32,6 +32,13 @@ SPEC_BINS = {
     "627488": "karafarin", "639346": "sina", "639607": "sarmayeh", "502806": "shahr",
     "502938": "dey", "505785": "iran_zamin", "504172": "resalat", "606373": "mehr_iran",
     "505416": "gardeshgari", "628157": "toseh_credit", "606256": "melal",
+    # second BINs, and the Central Bank
+    "639347": "pasargad", "639217": "keshavarzi", "207177": "toseh_saderat",
+    "502910": "karafarin", "504706": "shahr", "991975": "mellat", "585983": "tejarat",
+    "636795": "central_bank",
+    # merged banks, still answered for
+    "627381": "ansar", "639599": "ghavamin", "636949": "hekmat", "639370": "mehr_eqtesad",
+    "505801": "kosar", "636214": "ayandeh",
 }  # fmt: skip
 MERGED = {"ansar": "sepah", "ghavamin": "sepah", "hekmat": "sepah", "mehr_eqtesad": "sepah",
           "kosar": "sepah", "ayandeh": "melli"}  # fmt: skip

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
+from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.config import load_config
 from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.control import arequest
 from daemon1521.daemon.supervisor import Line
 from daemon1521.emulator.rig import Rig
-from tests.daemon_helpers import NotifyListener, ToneCalls, config_text
+from tests.daemon_helpers import NotifyListener, ToneCalls, config_text, short_call
 
 CALLER = "09121234567"
 OTHER_CALLER = "09351112233"
@@ -281,3 +282,43 @@ async def test_a_second_stop_request_cuts_the_calls(site: Site) -> None:
     site.daemon.request_stop("SIGINT")
     assert await asyncio.wait_for(stopping, 10) is False
     await phone.hang_up()
+
+
+PAID_CARD = "622106******1234"
+
+
+class PayingCalls:
+    """:func:`short_call` with a tone, then a declined and a paid attempt recorded."""
+
+    async def take_call(self, call: Any) -> None:
+        await short_call(call, prompt=None)
+        bill = make_bill_id(12345678, 101)
+        for result in ("declined_pin", "paid"):
+            call.store.record_payment(
+                call_id=call.call_id,
+                bill_id=bill,
+                payment_id=make_payment_id(bill, 90_000, 4, 12),
+                amount=90_000,
+                card_masked=PAID_CARD,
+                result=result,
+                tracking="100201" if result == "paid" else None,
+            )
+
+
+async def test_payments_are_listed_with_their_call_and_counted_today(tmp_path: Path) -> None:
+    site = await make_site(tmp_path)
+    site.daemon.handler = PayingCalls()
+    try:
+        await site.daemon.start()
+        assert await call_and_press(site.rig, CALLER) == "answered"
+        await site.wait_line("line1", lambda ln: ln.state == "idle" and ln.calls_total == 1)
+        (record,) = (await site.ask("calls"))["calls"]
+        assert [p["result"] for p in record["payments"]] == ["declined_pin", "paid"]
+        assert {p["card"] for p in record["payments"]} == {PAID_CARD}
+        stats = (await site.ask("stats"))["stats"]
+        assert stats["payments_today"] == {"declined_pin": 1, "paid": 1}
+        assert stats["calls_today"] == 1
+    finally:
+        await site.daemon.stop()
+        await site.rig.stop()
+        site.notify.close()

@@ -7,6 +7,7 @@ the call and its modem are fakes (the end-to-end path is tests/test_flow1521.py)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class FakeCall:
     prompts: NamePrompts = field(default_factory=NamePrompts)
     # store reads take real time on the store's thread: not too fast a clock
     clock: Clock = field(default_factory=lambda: LoopClock(100))
+    telebank: None = None
     hung_up: int = 0
     reports: list[tuple[int | None, str | None]] = field(default_factory=list)
     asking: asyncio.Event = field(default_factory=asyncio.Event)
@@ -87,6 +89,9 @@ class FakeCall:
     async def hang_up(self) -> None:
         self.hung_up += 1
         self.modem.state = "idle"
+
+    def outbound(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
 
 
 class SlowLine(FakeLine):

@@ -297,3 +297,83 @@ async def test_a_damaged_spool_loses_only_its_bad_lines(db_path: Path) -> None:
     assert not spool_path(db_path).exists()
     assert sum("line 4 skipped" in m for m in messages) == 1
     assert sum("UpdateCall (call 50) dropped" in m for m in messages) == 1
+
+
+# -- payments and remembered cards ------------------------------------------------------
+
+SEALED = b"\x01sealed-by-the-vault\x02"
+
+
+async def test_a_forgotten_card_is_gone_at_once_and_after_a_restart(db_path: Path) -> None:
+    with Store.open(db_path) as plain:
+        plain.remember_card(CALLER, SEALED, MASKED)
+    store = await AsyncStore.open(db_path, **FAST)
+    locker = Locker(db_path)
+    try:
+        assert (await store.remembered_card(CALLER)) is not None
+        store.forget_card(CALLER)
+        assert await store.remembered_card(CALLER) is None  # not offered again meanwhile
+        await store.close()
+    finally:
+        locker.release()
+    assert '"forget_card"' in spool_path(db_path).read_text()
+    async with await AsyncStore.open(db_path, **FAST) as store:
+        assert not spool_path(db_path).exists()
+        assert await store.remembered_card(CALLER) is None
+        assert await store.remembered_card_list() == []
+
+
+def test_a_replayed_forget_keeps_a_card_remembered_after_it(db_path: Path) -> None:
+    from daemon1521.billing import journal
+
+    forget = journal.ForgetCard(CALLER, "2026-01-01T10:00:00.000000+00:00")
+    with Store.open(db_path, now=lambda: datetime(2026, 1, 1, 11, tzinfo=UTC)) as plain:
+        plain.remember_card(CALLER, SEALED, MASKED)  # after the caller asked to forget
+        with plain.transaction() as db:
+            journal.apply(db, forget)
+            journal.apply(db, forget)
+        assert plain.remembered_card(CALLER) is not None
+        later = journal.ForgetCard(CALLER, "2026-01-01T12:00:00.000000+00:00")
+        with plain.transaction() as db:
+            journal.apply(db, later)
+            journal.apply(db, later)
+        assert plain.remembered_card(CALLER) is None
+
+
+async def test_a_card_remembered_while_writes_wait_is_offered(db_path: Path) -> None:
+    store = await AsyncStore.open(db_path, **FAST)
+    locker = Locker(db_path)
+    try:
+        store.remember_card(CALLER, SEALED, MASKED)
+        card = await store.remembered_card(CALLER)
+        assert card is not None and (card.ciphertext, card.masked) == (SEALED, MASKED)
+        assert await store.remembered_card("P") is None
+    finally:
+        locker.release()
+        await store.close()
+    with Store.open(db_path) as plain:
+        [(caller, stored)] = plain.remembered_card_list()
+    assert (caller, stored.masked) == (CALLER, MASKED)
+
+
+async def test_payments_of_calls_and_today_counted(db_path: Path) -> None:
+    async with await AsyncStore.open(db_path, **FAST) as store:
+        call_id = a_call(store)
+        other = a_call(store, "line2")
+        for result in ("declined_pin", "paid"):
+            store.record_payment(
+                call_id=call_id,
+                bill_id=BILL,
+                payment_id=make_payment_id(BILL, 90_000, 4, 12),
+                amount=90_000,
+                card_masked=MASKED,
+                result=result,
+            )
+        assert await store.flush(5)
+        found = await store.payments_of_calls([call_id, other])
+        assert list(found) == [call_id]
+        assert [p.result for p in found[call_id]] == ["declined_pin", "paid"]
+        since = datetime.now(UTC) - timedelta(hours=1)
+        assert await store.count_payments(since) == {"declined_pin": 1, "paid": 1}
+        assert await store.count_payments(datetime.now(UTC) + timedelta(hours=1)) == {}
+        assert await store.payments_of_calls([]) == {}

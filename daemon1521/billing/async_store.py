@@ -5,17 +5,18 @@ or full disk), and the loop paces the audio of every line and pings the
 watchdog, so nothing on the loop touches SQLite. :class:`AsyncStore` keeps
 two connections, each in its own thread:
 
-- **reads** (a bill, a remembered bill, call lists and counts) are coroutines
-  run on a reader thread. In WAL mode a read needs no lock, so debts are
-  still announced while another process holds the write lock;
-- **writes** (call records, remembered bills, payment attempts) return at
-  once: each becomes a journal entry (:mod:`daemon1521.billing.journal`),
-  its id and timestamp decided on the spot, and a writer thread applies the
-  queue in batches. While the database refuses writes (locked, disk full,
-  file deleted) the entries wait in memory and in the spool
-  (:mod:`daemon1521.billing.spool`) and are written when it returns; a start
-  after a crash replays the spool. A call never waits for, or fails on, its
-  own record.
+- **reads** (a bill, a remembered bill or card, call and payment lists and
+  counts) are coroutines run on a reader thread. In WAL mode a read needs no
+  lock, so debts are still announced while another process holds the write
+  lock;
+- **writes** (call records, remembered bills and cards, cards forgotten,
+  payment attempts) return at once: each becomes a journal entry
+  (:mod:`daemon1521.billing.journal`), its id and timestamp decided on the
+  spot, and a writer thread applies the queue in batches. While the
+  database refuses writes (locked, disk full, file deleted) the entries wait
+  in memory and in the spool (:mod:`daemon1521.billing.spool`) and are
+  written when it returns; a start after a crash replays the spool. A call
+  never waits for, or fails on, its own record.
 
 The writer also watches the database file's identity (device and inode): a
 file replaced under the daemon is reopened; a file deleted (or its directory)
@@ -76,6 +77,7 @@ from daemon1521.billing.store import (
     Store,
     StoreUnavailable,
     _caller,
+    _caller_key,
     _column_value,
     _iso,
     _looks_like_clear_card,
@@ -355,7 +357,24 @@ class AsyncStore:
         return await self._read(Store.remembered_bill, caller)
 
     async def remembered_card(self, caller: str | None) -> RememberedCard | None:
-        return await self._read(Store.remembered_card, caller)
+        """The caller's card as the queue will leave it: a card forgotten (or
+        remembered) but not yet written counts as done, so a forgotten card is
+        not offered again while the database refuses writes."""
+        key = _caller_key(caller)
+        if key is None:
+            return None
+        with self._cond:
+            queued = [*self._pending, *self._incoming]
+        for entry in reversed(queued):
+            if isinstance(entry, journal.ForgetCard) and entry.caller == key:
+                return None
+            if isinstance(entry, journal.RememberCard) and entry.caller == key:
+                at = datetime.fromisoformat(entry.at)
+                return RememberedCard(entry.ciphertext, entry.masked, at)
+        return await self._read(Store.remembered_card, key)
+
+    async def remembered_card_list(self) -> list[tuple[str, RememberedCard]]:
+        return await self._read(Store.remembered_card_list)
 
     async def get_call(self, call_id: int) -> CallRecord | None:
         return await self._read(Store.get_call, call_id)
@@ -369,6 +388,14 @@ class AsyncStore:
         self, since: datetime | None = None, limit: int = 100
     ) -> list[PaymentRecord]:
         return await self._read(Store.recent_payments, since, limit)
+
+    async def payments_of_calls(self, call_ids: list[int]) -> dict[int, list[PaymentRecord]]:
+        return await self._read(Store.payments_of_calls, list(call_ids))
+
+    async def count_payments(self, since: datetime) -> dict[str, int]:
+        """Payment attempts of the calls started since ``since``, by result,
+        as written (:meth:`flush` first for the latest)."""
+        return await self._read(Store.count_payments, since)
 
     async def count_calls(self, since: datetime) -> CallCounts:
         """Calls started since ``since``: those in the database and those still
@@ -446,6 +473,10 @@ class AsyncStore:
             raise ValueError("refusing to store what looks like a card number in clear")
         _require_masked(masked)
         self._queue(journal.RememberCard(_caller(caller), blob, masked, self._stamp()))
+
+    def forget_card(self, caller: str) -> None:
+        """Forget a caller's card (a card remembered later is kept)."""
+        self._queue(journal.ForgetCard(_caller(caller), self._stamp()))
 
     def record_payment(
         self,

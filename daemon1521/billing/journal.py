@@ -11,7 +11,8 @@ batches and, while the database cannot take them, keeps them in the spool
 Applying an entry twice changes nothing more than applying it once (a spool
 replayed after a crash may hold entries already written): a call is opened
 with its id, a state carries its position in the call's list, the first
-close wins, payments carry their id. Entries hold what the database holds,
+close wins, payments carry their id, a card is forgotten only if it was
+remembered before the caller asked. Entries hold what the database holds,
 in the same form: card numbers only masked, never a PIN.
 """
 
@@ -64,6 +65,12 @@ class RememberCard(msgspec.Struct, tag="remember_card", frozen=True):
     at: str
 
 
+class ForgetCard(msgspec.Struct, tag="forget_card", frozen=True):
+    caller: str
+    at: str
+    """When the caller asked: a card remembered after that (a replay) is kept."""
+
+
 class RecordPayment(msgspec.Struct, tag="record_payment", frozen=True):
     id: int
     call_id: int | None
@@ -77,7 +84,16 @@ class RecordPayment(msgspec.Struct, tag="record_payment", frozen=True):
     ended_at: str
 
 
-Entry = OpenCall | AddState | UpdateCall | CloseCall | RememberBill | RememberCard | RecordPayment
+Entry = (
+    OpenCall
+    | AddState
+    | UpdateCall
+    | CloseCall
+    | RememberBill
+    | RememberCard
+    | ForgetCard
+    | RecordPayment
+)
 
 
 class EntryRefused(Exception):
@@ -132,6 +148,11 @@ def apply(db: sqlite_utils.Database, entry: Entry) -> None:
                 " card_ciphertext = excluded.card_ciphertext,"
                 " card_masked = excluded.card_masked, updated_at = excluded.updated_at",
                 (entry.caller, entry.ciphertext, entry.masked, entry.at),
+            )
+        case ForgetCard():
+            db.execute(
+                "DELETE FROM remembered_cards WHERE caller_number = ? AND updated_at <= ?",
+                (entry.caller, entry.at),
             )
         case RecordPayment():
             if entry.card_masked is not None:

@@ -78,6 +78,7 @@ class CallOutcome(StrEnum):
     INVALID_INPUT = "invalid_input"
     BANK_BUSY = "bank_busy"  # no free outbound line
     BANK_UNREACHABLE = "bank_unreachable"
+    PAYMENT_UNKNOWN = "payment_unknown"  # the bank's result could not be read
     SERVICE_UNAVAILABLE = "service_unavailable"
     ERROR = "error"
     INTERRUPTED = "interrupted"  # the daemon stopped (killed, crashed) during the call
@@ -505,6 +506,18 @@ class Store:
             )
         return cursor.rowcount > 0
 
+    def remembered_card_list(self) -> list[tuple[str, RememberedCard]]:
+        """Every remembered card with its caller number, newest first (for operators)."""
+        with self._guard() as db:
+            rows = db.execute(
+                "SELECT caller_number, card_ciphertext, card_masked, updated_at"
+                " FROM remembered_cards ORDER BY updated_at DESC, caller_number"
+            ).fetchall()
+        return [
+            (row[0], RememberedCard(bytes(row[1]), row[2], datetime.fromisoformat(row[3])))
+            for row in rows
+        ]
+
     # ----------------------------------------------------------------- calls
 
     def open_call(self, line: str, caller: str | None) -> int:
@@ -666,6 +679,35 @@ class Store:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    def payments_of_calls(self, call_ids: Iterable[int]) -> dict[int, list[PaymentRecord]]:
+        """The payment attempts of these calls, oldest first per call."""
+        ids = sorted({int(i) for i in call_ids})
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        with self._guard() as db:
+            rows = list(
+                db.query(
+                    f"SELECT * FROM payments WHERE call_id IN ({marks}) ORDER BY started_at, id",
+                    ids,
+                )
+            )
+        found: dict[int, list[PaymentRecord]] = {}
+        for row in rows:
+            found.setdefault(row["call_id"], []).append(_payment_record(row))
+        return found
+
+    def count_payments(self, since: datetime) -> dict[str, int]:
+        """The payment attempts of the calls started at or after ``since``, by
+        result (no limit: counted in the database, not listed)."""
+        with self._guard() as db:
+            rows = db.execute(
+                "SELECT p.result, count(*) FROM payments AS p JOIN calls AS c"
+                " ON p.call_id = c.id WHERE c.started_at >= ? GROUP BY 1",
+                (_iso(since),),
+            ).fetchall()
+        return {result: int(count) for result, count in rows}
+
     def recent_payments(
         self, since: datetime | None = None, limit: int = 100
     ) -> list[PaymentRecord]:
@@ -678,21 +720,7 @@ class Store:
                     [*params, int(limit)],
                 )
             )
-        return [
-            PaymentRecord(
-                id=r["id"],
-                call_id=r["call_id"],
-                bill_id=r["bill_id"],
-                payment_id=r["payment_id"],
-                amount=r["amount"],
-                card_masked=r["card_masked"],
-                result=r["result"],
-                tracking=r["tracking"],
-                started_at=datetime.fromisoformat(r["started_at"]),
-                ended_at=_dt(r["ended_at"]),
-            )
-            for r in rows
-        ]
+        return [_payment_record(r) for r in rows]
 
 
 def _bill_rows(rows: Iterable[Mapping[str, Any] | Bill]) -> Iterator[tuple[str, str | None, int]]:
@@ -739,6 +767,21 @@ def _call_record(row: Mapping[str, Any]) -> CallRecord:
         amount_announced=row["amount_announced"],
         outcome=row["outcome"],
         reason=row["reason"],
+    )
+
+
+def _payment_record(r: Mapping[str, Any]) -> PaymentRecord:
+    return PaymentRecord(
+        id=r["id"],
+        call_id=r["call_id"],
+        bill_id=r["bill_id"],
+        payment_id=r["payment_id"],
+        amount=r["amount"],
+        card_masked=r["card_masked"],
+        result=r["result"],
+        tracking=r["tracking"],
+        started_at=datetime.fromisoformat(r["started_at"]),
+        ended_at=_dt(r["ended_at"]),
     )
 
 

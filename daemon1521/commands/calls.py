@@ -52,11 +52,25 @@ def calls(
             r.get("bill_id"),
             r.get("outcome"),
             r.get("last_state"),
+            _payment(r.get("payments") or []),
         ]
         for r in records
     ]
-    headers = ["ID", "LINE", "STARTED", "LENGTH", "CALLER", "BILL ID", "OUTCOME", "LAST STATE"]
+    headers = [
+        "ID", "LINE", "STARTED", "LENGTH", "CALLER", "BILL ID", "OUTCOME", "LAST STATE", "PAYMENT"
+    ]  # fmt: skip
     click.echo(table(headers, rows))
+
+
+def _payment(attempts: list[dict[str, object]]) -> str | None:
+    """The call's last payment attempt: result, masked card, tracking number."""
+    if not attempts:
+        return None
+    last = attempts[-1]
+    parts = [str(last.get("result")), str(last.get("card") or "")]
+    if last.get("tracking"):
+        parts.append(f"#{last['tracking']}")
+    return " ".join(p for p in parts if p)
 
 
 def _local(stamp: str | None) -> str | None:

@@ -21,6 +21,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -34,7 +35,7 @@ from daemon1521.config import Config, ConfigError, LineConfig, load_config
 from daemon1521.daemon.call import CallHandler
 from daemon1521.daemon.control import ControlServer, ControlSocketError, RequestError
 from daemon1521.daemon.notify import Notifier, watchdog_interval, watchdog_loop
-from daemon1521.daemon.privacy import call_record
+from daemon1521.daemon.privacy import call_record, payment_record
 from daemon1521.daemon.supervisor import (
     LineActionError,
     ModemFactory,
@@ -71,6 +72,30 @@ def build_prompts(config: Config) -> PromptLibrary:
     for problem in library.preload():
         logger.warning("prompts: {}", problem)
     return library
+
+
+async def open_telebank(config: Config, store: AsyncStore) -> Any:
+    """The bank leg's setup, or None when ``[telebank] enabled = false``."""
+    from daemon1521.billing.vault import KEY_FILE
+    from daemon1521.schema import SchemaError
+    from daemon1521.telebank.desk import Telebank
+
+    if not config.telebank.enabled:
+        logger.info("telebank: disabled in the config; callers will hear payment is unavailable")
+        return None
+    key = config.telebank.vault_key or Path(config.store).parent / KEY_FILE
+    try:
+        telebank = await Telebank.open(config.telebank.profile, store, key)
+    except SchemaError as exc:
+        raise StartupError(f"telebank profile: {exc}") from None
+    except StoreUnavailable as exc:
+        raise StartupError(f"telebank: the remembered cards cannot be read: {exc}") from None
+    if telebank.profile.assumed:
+        logger.warning(
+            "telebank: the {} profile is an assumed dialogue; check it against the bank",
+            telebank.profile.name,
+        )
+    return telebank
 
 
 class Daemon:
@@ -128,10 +153,11 @@ class Daemon:
             raise StartupError(str(exc)) from None
         try:
             prompts = build_prompts(config)
+            telebank = await open_telebank(config, self.store)
             self.supervisor = Supervisor(
                 self.lines,
                 self.handler,
-                Services(settings=config.ivr, store=self.store, prompts=prompts),
+                Services(settings=config.ivr, store=self.store, prompts=prompts, telebank=telebank),
                 config.recovery,
                 clock=self.clock,
                 profiles=profiles,
@@ -398,19 +424,27 @@ class Daemon:
         records = await self._records(since, limit if line is None else MAX_CALLS_LISTED)
         if line is not None:
             records = [r for r in records if r.line == line][:limit]
-        return {"calls": [call_record(r) for r in records]}
+        payments = await self._payments([r.id for r in records])
+        return {
+            "calls": [
+                {**call_record(r), "payments": [payment_record(p) for p in payments.get(r.id, [])]}
+                for r in records
+            ]
+        }
 
     async def _stats(self, request: Mapping[str, Any]) -> dict[str, Any]:
         supervisor = self._sup()
         today = await self._counts_today()
         if today is None:
             raise RequestError("store_unavailable", "the call store cannot be read now")
+        payments = await self._payments_today()
         return {
             "daemon": self._daemon_info(),
             "stats": {
                 "calls_since_start": sum(line.calls_total for line in supervisor.lines),
                 "calls_today": today.total,
                 "outcomes_today": dict(today.outcomes),
+                "payments_today": payments,
                 "lines": {
                     line.name: {
                         "state": line.state,
@@ -431,6 +465,23 @@ class Daemon:
             await self.store.flush(RECORDS_SETTLE)
         try:
             return await self.store.recent_calls(since=since, limit=limit)
+        except StoreUnavailable:
+            raise RequestError("store_unavailable", "the call store cannot be read now") from None
+
+    async def _payments(self, call_ids: list[int]) -> dict[int, list[Any]]:
+        """The payment attempts of these calls (their records already settled)."""
+        if self.store is None or not call_ids:
+            return {}
+        try:
+            return await self.store.payments_of_calls(call_ids)
+        except StoreUnavailable:
+            raise RequestError("store_unavailable", "the call store cannot be read now") from None
+
+    async def _payments_today(self) -> dict[str, int]:
+        """Today's payment attempts by result (after :meth:`_counts_today` settled them)."""
+        assert self.store is not None
+        try:
+            return await self.store.count_payments(_midnight())
         except StoreUnavailable:
             raise RequestError("store_unavailable", "the call store cannot be read now") from None
 

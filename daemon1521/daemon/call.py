@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from loguru import logger
 
@@ -69,6 +69,8 @@ class Call:
     pool: OutboundPool
     clock: Clock
     started: float = 0.0
+    telebank: Any = None
+    """The bank leg's setup (:class:`~daemon1521.telebank.desk.Telebank`); None: no payments."""
     """Line time the call began (the clock's ``now``)."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     call_id: int | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from daemon1521.billing.store import CallRecord
+from daemon1521.billing.store import CallRecord, PaymentRecord
 from daemon1521.logs import mask_cards, mask_tail
 
 MASK = "*"
@@ -65,4 +65,18 @@ def call_record(record: CallRecord) -> dict[str, Any]:
         "amount": record.amount_announced,
         "outcome": record.outcome,
         "reason": mask_cards(record.reason) if record.reason else None,
+    }
+
+
+def payment_record(record: PaymentRecord) -> dict[str, Any]:
+    """A payment attempt as the control socket shows it: the card masked, no payment ID."""
+    return {
+        "id": record.id,
+        "bill_id": mask_bill_id(record.bill_id),
+        "amount": record.amount,
+        "card": mask_cards(record.card_masked) if record.card_masked else None,
+        "result": record.result,
+        "tracking": record.tracking,
+        "started_at": _iso(record.started_at),
+        "ended_at": _iso(record.ended_at),
     }

@@ -77,6 +77,8 @@ class Services:
     settings: IvrSettings
     store: AsyncStore | None = None
     prompts: PromptLibrary | None = None
+    telebank: Any = None
+    """The bank leg's setup (:class:`~daemon1521.telebank.desk.Telebank`); None: no payments."""
 
 
 ModemFactory = Callable[[LineConfig], VoiceModem]
@@ -372,6 +374,7 @@ class Line:
             pool=self.sup.pool,
             clock=self.sup.clock,
             started=self.sup.clock.now(),
+            telebank=services.telebank,
         )
         self.current = call
         self.calls_total += 1

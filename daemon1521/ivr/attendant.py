@@ -12,8 +12,9 @@ never escapes, except a cancellation (the line was stopped or reset).
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from loguru import logger
 
@@ -43,10 +44,14 @@ class AttendedCall(Protocol):
     store: AsyncStore | None
     prompts: PromptSource | None
     clock: Clock
+    telebank: Any
+    """The bank leg's setup, or None: payment is then not available."""
 
     def report(self, *, call_id: int | None = None, state: str | None = None) -> None: ...
 
     async def hang_up(self) -> None: ...
+
+    def outbound(self) -> AbstractAsyncContextManager[Any]: ...
 
 
 class Attendant:
@@ -59,6 +64,13 @@ class Attendant:
             raise RuntimeError("the 1521 flow needs the store and the prompts")
         incoming = call.incoming
         caller = incoming.number
+        # the bank leg holds its outbound line inside this call: call.outbound()
+        # puts it back on hook and in the pool however the call ends
+        payments = (
+            call.telebank.desk(call.outbound, prompts, call.clock)
+            if call.telebank is not None
+            else None
+        )
         call_id = _open_record(store, call.line, caller)
         call.report(call_id=call_id)
         # Every line of this call carries the line and the call record's id;
@@ -83,6 +95,7 @@ class Attendant:
                 caller=caller,
                 name=tag,
                 on_state=lambda state: call.report(state=str(state)),
+                payments=payments,
             )
             try:
                 async with call.clock.timeout(settings.max_call_seconds) as deadline:

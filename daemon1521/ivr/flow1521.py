@@ -1,4 +1,4 @@
-"""The 1521 call script (CALLFLOW.md), up to the payment offer.
+"""The 1521 call script (CALLFLOW.md), the payment through the bank leg included.
 
 A small explicit state machine: one method per state, each returning the next
 state (None after goodbye). Every state entered is noted in the call record;
@@ -17,11 +17,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from loguru import logger
 
 from daemon1521.audio.say_fa import say_amount, say_digits
 from daemon1521.billing.async_store import AsyncStore
+from daemon1521.billing.cardbook import CardBook
+from daemon1521.billing.cards import CARD_GROUPS
 from daemon1521.billing.ids import bill_id_groups, normalize_bill_id, validate_bill_id
 from daemon1521.billing.store import Bill, CallOutcome, StoreUnavailable
 from daemon1521.ivr.dialog import (
@@ -35,6 +38,7 @@ from daemon1521.ivr.dialog import (
     PromptSource,
 )
 from daemon1521.ivr.settings import IvrSettings
+from daemon1521.telebank.leg import LegResult
 
 
 class State(StrEnum):
@@ -49,6 +53,7 @@ class State(StrEnum):
     ANNOUNCE = "announce"
     OFFER_PAYMENT = "offer_payment"
     PAYMENT = "payment"
+    OFFER_REMEMBER_CARD = "offer_remember_card"
     GOODBYE = "goodbye"
 
 
@@ -69,6 +74,20 @@ NO_DEBT = "no_debt"
 DEBT_IS = "debt_is"
 OFFER_PAYMENT = "offer_payment"
 PAYMENT_NOT_AVAILABLE = "payment_not_available"
+REMEMBERED_CARD_IS = "remembered_card_is"
+REMEMBERED_CARD_DROP = "remembered_card_drop"
+REMEMBERED_CARD_CONFIRM = "remembered_card_confirm"
+CARD_FORGOTTEN = "card_forgotten"
+PAYMENT_SUCCESS = "payment_success"
+TRACKING_NUMBER_IS = "tracking_number_is"
+WRONG_PIN = "wrong_pin"
+INSUFFICIENT_FUNDS = "insufficient_funds"
+CARD_REFUSED = "card_refused"
+PAYMENT_UNKNOWN = "payment_unknown"
+OFFER_REMEMBER_CARD = "offer_remember_card"
+CARD_SAVED = "card_saved"
+DROP_CARD_KEY = "9"
+"""The key that drops a remembered card (named in ``remembered_card_drop``)."""
 NO_INPUT = "no_input"
 NO_INPUT_GOODBYE = "no_input_goodbye"
 TOO_MANY_INVALID = "too_many_invalid"
@@ -91,6 +110,18 @@ PROMPTS: tuple[str, ...] = (
     DEBT_IS,
     OFFER_PAYMENT,
     PAYMENT_NOT_AVAILABLE,
+    REMEMBERED_CARD_IS,
+    REMEMBERED_CARD_DROP,
+    REMEMBERED_CARD_CONFIRM,
+    CARD_FORGOTTEN,
+    PAYMENT_SUCCESS,
+    TRACKING_NUMBER_IS,
+    WRONG_PIN,
+    INSUFFICIENT_FUNDS,
+    CARD_REFUSED,
+    PAYMENT_UNKNOWN,
+    OFFER_REMEMBER_CARD,
+    CARD_SAVED,
     NO_INPUT,
     NO_INPUT_GOODBYE,
     TOO_MANY_INVALID,
@@ -129,10 +160,14 @@ class Flow1521:
         caller: str | None,
         name: str = "line",
         on_state: Callable[[State], None] | None = None,
+        payments: Payments | None = None,
     ) -> None:
         self.dialog = dialog
         self.on_state = on_state
         """Told each state the call enters (the line shows it in ``status``)."""
+        self.payments = payments
+        self.learned_card: str | None = None
+        """A new card the bank accepted (for the remember question); never logged."""
         self.store = store
         self.settings = settings
         self.call_id = call_id
@@ -161,6 +196,7 @@ class Flow1521:
             State.ANNOUNCE: self.announce,
             State.OFFER_PAYMENT: self.offer_payment,
             State.PAYMENT: self.payment,
+            State.OFFER_REMEMBER_CARD: self.offer_remember_card,
             State.GOODBYE: self.goodbye,
         }
 
@@ -176,6 +212,7 @@ class Flow1521:
         caller: str | None,
         name: str = "line",
         on_state: Callable[[State], None] | None = None,
+        payments: Payments | None = None,
     ) -> Flow1521:
         """A flow with a dialog on ``line`` using the settings' timeouts and tries."""
         dialog = Dialog(
@@ -189,7 +226,14 @@ class Flow1521:
             name=name,
         )
         return cls(
-            dialog, store, settings, call_id=call_id, caller=caller, name=name, on_state=on_state
+            dialog,
+            store,
+            settings,
+            call_id=call_id,
+            caller=caller,
+            name=name,
+            on_state=on_state,
+            payments=payments,
         )
 
     # -- running -----------------------------------------------------------
@@ -420,15 +464,123 @@ class Flow1521:
         return self._finish(CallOutcome.NOT_PAID, "caller chose not to pay")
 
     async def payment(self) -> State:
-        """9. The bank leg; without one the caller is told payment is not available."""
-        self._finish(CallOutcome.NOT_PAID, "payment chosen; no bank leg available")
-        await self.dialog.say(PAYMENT_NOT_AVAILABLE, flush=True)
+        """9. The bank leg (TELEBANK.md); without one, payment is not available."""
+        assert self.bill is not None and self.bill_id is not None
+        desk = self.payments
+        if desk is None or not self.bill.payment_id:
+            self._finish(CallOutcome.NOT_PAID, "payment chosen; no bank leg available")
+            await self.dialog.say(PAYMENT_NOT_AVAILABLE, flush=True)
+            return State.GOODBYE
+        card: str | None = None
+        cards = desk.cards
+        known = await cards.card_for(self.caller) if cards is not None and self.caller else None
+        if known is not None:
+            answer = await self.dialog.confirm(
+                [
+                    REMEMBERED_CARD_IS,
+                    *say_digits(known.number, CARD_GROUPS),
+                    REMEMBERED_CARD_DROP,
+                    REMEMBERED_CARD_CONFIRM,
+                ],
+                yes_key=self.settings.yes_key,
+                label="remembered card",
+            )
+            if not answer.ok:
+                return self._gave_up(answer, "the remembered card question")
+            if answer.yes:
+                card = known.number
+            elif answer.key == DROP_CARD_KEY and cards is not None and self.caller:
+                cards.forget(self.caller)
+                logger.info("{}: the caller dropped the remembered card", self.name)
+                await self.dialog.say(CARD_FORGOTTEN)
+        self.dialog.flush()
+        result = await desk.pay(
+            self.dialog.line, self.bill_id, self.bill.payment_id, card, name=self.name
+        )
+        self._record_payment(result)
+        if result.caller_gone:
+            raise CallerHungUp(f"hung up during the payment ({result.outcome})")
+        outcome = str(result.outcome)
+        if outcome == "paid":
+            self._finish(CallOutcome.PAID, f"paid, tracking {result.tracking}")
+            words = [PAYMENT_SUCCESS]
+            if result.tracking:
+                words += [TRACKING_NUMBER_IS, *say_digits(result.tracking, (len(result.tracking),))]
+            await self.dialog.say(words, flush=True)
+        elif outcome in _DECLINED:
+            self._finish(CallOutcome.DECLINED, outcome)
+            await self.dialog.say(_DECLINED[outcome], flush=True)
+        elif outcome == "bank_busy":
+            self._finish(CallOutcome.BANK_BUSY, "no outbound line free")
+        elif outcome == "bank_unreachable":
+            self._finish(CallOutcome.BANK_UNREACHABLE, result.detail or "bank unreachable")
+        else:
+            self._finish(CallOutcome.PAYMENT_UNKNOWN, result.detail or outcome)
+            await self.dialog.say(PAYMENT_UNKNOWN, flush=True)
+        refused = outcome in ("card_refused", "bank_busy", "bank_unreachable")
+        if (
+            result.learned
+            and not refused
+            and card is None
+            and cards is not None
+            and self.caller is not None
+        ):
+            self.learned_card = result.learned
+            return State.OFFER_REMEMBER_CARD
         return State.GOODBYE
+
+    async def offer_remember_card(self) -> State:
+        """After the payment: "shall we remember this card?" 1 stores it, encrypted."""
+        assert self.payments is not None and self.payments.cards is not None
+        assert self.caller is not None and self.learned_card is not None
+        card, self.learned_card = self.learned_card, None
+        answer = await self.dialog.confirm(
+            OFFER_REMEMBER_CARD, yes_key=self.settings.yes_key, label="remember card"
+        )
+        if answer.ok and answer.yes and self.payments.cards.remember(self.caller, card):
+            logger.info("{}: card remembered for the caller", self.name)
+            await self.dialog.say(CARD_SAVED)
+        return State.GOODBYE
+
+    def _record_payment(self, result: LegResult) -> None:
+        assert self.bill is not None and self.bill_id is not None
+        bill, bill_id = self.bill, self.bill_id
+        try:
+            self.store.record_payment(
+                call_id=self.call_id,
+                bill_id=bill_id,
+                payment_id=bill.payment_id,
+                amount=bill.amount_rials,
+                card_masked=result.card_masked,
+                result=str(result.outcome),
+                tracking=result.tracking,
+                started_at=result.started_at,
+                ended_at=result.ended_at,
+            )
+        except StoreUnavailable as exc:
+            logger.error("{}: payment attempt not recorded: {}", self.name, exc)
 
     async def goodbye(self) -> None:
         """10. The closing prompt; the attendant then hangs up."""
         await self.dialog.say(self.closing, flush=True)
         return None
+
+
+_DECLINED = {
+    "declined_pin": WRONG_PIN,
+    "insufficient_funds": INSUFFICIENT_FUNDS,
+    "card_refused": CARD_REFUSED,
+}
+
+
+class Payments(Protocol):
+    """What the flow needs to take a payment (:class:`~daemon1521.telebank.desk.PaymentDesk`)."""
+
+    cards: CardBook | None
+
+    async def pay(
+        self, line: Line, bill_id: str, payment_id: str, card: str | None = None, name: str = ...
+    ) -> LegResult: ...
 
 
 def _electricity_bill(digits: str) -> Invalid | None:

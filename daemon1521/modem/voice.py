@@ -24,7 +24,7 @@ import contextlib
 import math
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -77,6 +77,8 @@ RX_STALL = 2.0
 """Seconds of nothing at all on a +VRX stream (which carries 8000 samples a
 second) after which the modem is taken to have hung."""
 KEY_TONE_MS = 120
+STOP_POLL = 0.02
+"""Real seconds between looks at a recording's stop event."""
 COMMAND_BODY_MAX = 40
 """Characters after "AT" that every modem takes on one line (V.250 5.2.1's minimum
 buffer); a longer +VTS is ERROR on chips with that little (card numbers!)."""
@@ -84,6 +86,17 @@ STREAMING_CODECS = frozenset(codecs.CODECS)
 VSD_INTERVAL_MAX = 255
 """The longest +VSD silence interval, in 0.1 s, that every chip takes (one byte)."""
 U8_CENTRE = 0x80
+
+
+class LiveAudio(bytearray):
+    """Audio that grows while it plays (a relay's far end): :meth:`VoiceModem.play`
+    keeps playing what is appended until :meth:`finish` is called and all of it
+    has played."""
+
+    finished = False
+
+    def finish(self) -> None:
+        self.finished = True
 
 
 class CallEnded(ModemError):
@@ -322,6 +335,8 @@ class VoiceModem:
     async def play(self, audio: bytes, *, barge_in: bool = True) -> str | None:
         """Play ``audio`` (already in :attr:`codec`); return the key that stopped it.
 
+        ``audio`` may be :class:`LiveAudio`, played as it grows until finished.
+
         With ``barge_in`` the first key press cancels playback at once
         (``DLE CAN``) and is returned; keys typed earlier skip the prompt
         altogether (type-ahead) and stay queued for :meth:`next_key`. Without
@@ -344,6 +359,22 @@ class VoiceModem:
             if call.keys:
                 return call.keys.popleft()
             return await self._listen(call, timeout)
+
+    async def record(
+        self,
+        timeout: float,
+        on_audio: Callable[[np.ndarray], None],
+        stop: asyncio.Event | None = None,
+    ) -> str | None:
+        """Listen like :meth:`next_key`, handing each block of received audio
+        (decoded samples) to ``on_audio``; also ends when ``stop`` is set.
+        For a relay, which must hear the far end while waiting for its keys."""
+        async with self._op:
+            call = self._in_call()
+            self._drain_events(self._usable())
+            if call.keys:
+                return call.keys.popleft()
+            return await self._listen(call, timeout, on_audio, stop)
 
     def pending_keys(self) -> int:
         """Keys typed ahead and not yet taken (including ones the modem reported since)."""
@@ -776,7 +807,13 @@ class VoiceModem:
                     stop.set()  # typed ahead while the stream was starting
                 watcher = asyncio.create_task(self._watch_play(call, stream, barge_in, stop))
                 try:
-                    while sent < len(audio) and not stop.is_set():
+                    while not stop.is_set():
+                        if sent >= len(audio):
+                            if not isinstance(audio, LiveAudio) or audio.finished:
+                                break
+                            with contextlib.suppress(TimeoutError):  # more is coming
+                                await clock.wait_for(stop.wait(), chunk / rate)
+                            continue
                         played = (clock.now() - start) * rate
                         if played > sent:
                             # the chip ran dry and played silence meanwhile:
@@ -845,7 +882,13 @@ class VoiceModem:
             stop.set()
             return None
 
-    async def _listen(self, call: _Call, timeout: float) -> str | None:
+    async def _listen(
+        self,
+        call: _Call,
+        timeout: float,
+        on_audio: Callable[[np.ndarray], None] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> str | None:
         engine = self._usable()
         clock = self.clock
         deadline = clock.now() + timeout
@@ -885,8 +928,10 @@ class VoiceModem:
                     now = clock.now()
                     left = deadline - now
                     stall = heard_at + RX_STALL - now
-                    if left <= 0:
+                    if left <= 0 or (stop is not None and stop.is_set()):
                         break
+                    if stop is not None:
+                        left = min(left, STOP_POLL)
                     if stall <= 0:
                         # ending the stream will tell: a hung modem times out and is reset
                         logger.warning("{}: the modem stopped streaming", self.url)
@@ -903,6 +948,8 @@ class VoiceModem:
                         key = self._judge(call, item)
                     else:
                         samples = samples_of(item)
+                        if on_audio is not None:
+                            on_audio(samples)
                         call.watch.audio(samples)
                         if call.audio_keys is not None:
                             found(call.audio_keys.audio(samples))

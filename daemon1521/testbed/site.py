@@ -14,7 +14,7 @@ from pathlib import Path
 from daemon1521.audio.prompts import PromptLibrary
 from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.store import CallRecord, Store
-from daemon1521.config import ControlConfig, LineConfig, default_config
+from daemon1521.config import ControlConfig, LineConfig, TelebankConfig, default_config
 from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.notify import Notifier
 from daemon1521.daemon.supervisor import Line as SupervisedLine
@@ -61,7 +61,8 @@ class EmulatedSite:
     the daemon (draining a call in progress) and the emulator.
 
     The daemon runs on the exchange's clock: ``speed`` emulated seconds per
-    real second, or (None, the default) as fast as the host allows.
+    real second, or (None, the default) as fast as the host allows. Without
+    ``telebank`` the daemon has no bank leg: payment is "not available".
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class EmulatedSite:
         lines: int = 1,
         personalities: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
+        telebank: bool = False,
     ) -> None:
         if ears is None:
             if prompts is None:
@@ -97,6 +99,7 @@ class EmulatedSite:
             store=store_path,
             ivr=settings or IvrSettings(),
             control=ControlConfig(socket=scratch / "control.sock"),
+            telebank=TelebankConfig(enabled=telebank),
         )
         self.env = env
         """The daemon's environment (NOTIFY_SOCKET, WATCHDOG_USEC); None: no systemd."""

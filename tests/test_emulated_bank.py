@@ -1,0 +1,167 @@
+"""The emulated telephone bank, driven by a scripted phone: dialogue, ledger and faults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daemon1521.billing.cards import luhn_ok, mask_card
+from daemon1521.billing.ids import make_bill_id, make_payment_id
+from daemon1521.dsp.dtmf import DtmfDetector
+from daemon1521.emulator.bank import TelephoneBank
+from daemon1521.emulator.bank_voice import bank_voice
+from daemon1521.emulator.clock import RATE, EmuClock
+from daemon1521.emulator.exchange import Exchange
+from daemon1521.emulator.phone import Phone
+from daemon1521.emulator.toneplan import TonePlan
+
+PLAN = TonePlan(no_answer_timeout=8.0, park_after=2.0, first_digit_timeout=3.0)
+BANK_NUMBER = "88881521"
+CALLER = "02133334444"
+BILL = make_bill_id(4_711, 123)
+PAYMENT = make_payment_id(BILL, 250_000, 4, 12)
+
+
+def with_luhn(prefix15: str) -> str:
+    return next(prefix15 + d for d in "0123456789" if luhn_ok(prefix15 + d))
+
+
+CARD = with_luhn("622106123456789")
+POOR = with_luhn("502229111122223")
+DYNAMIC = with_luhn("610433555566667")
+UNKNOWN = with_luhn("627353999988887")
+PIN = "83917"
+
+
+@pytest.fixture
+async def site():
+    exchange = Exchange(EmuClock(speed=60), PLAN)
+    await exchange.start()
+    voice = bank_voice()
+    recordings = {
+        name: voice.samples(name) for name in voice.catalog.names() if name != "bank_pause"
+    }
+    bank = TelephoneBank.on_exchange(exchange, BANK_NUMBER)
+    bank.add_account(CARD, 10_000_000, PIN)
+    bank.add_account(POOR, 1_000, "12345")
+    bank.add_account(DYNAMIC, 5_000_000)
+    phone = Phone.on(exchange, CALLER, recordings=recordings)
+    async with bank:
+        yield exchange, bank, phone
+    if phone.off_hook:
+        await phone.hang_up()
+    await exchange.stop()
+
+
+def keys_in(audio: np.ndarray) -> str:
+    return "".join(e.key for e in DtmfDetector(rate=RATE).feed(audio) if e.kind == "down")
+
+
+async def step(phone: Phone, prompt: str, keys: str) -> bool:
+    """Wait for the bank to say ``prompt`` (from now on), then key ``keys``."""
+    if not await phone.wait_heard(prompt, 30, since=len(phone.heard)):
+        return False
+    await phone.press(keys)
+    return True
+
+
+async def pay(phone: Phone, card: str, pin: str, confirm: str = "1") -> bool:
+    """Call the bank and pay; False as soon as the bank does not ask what comes next."""
+    assert await phone.dial(BANK_NUMBER) == "answered"
+    for prompt, keys in (
+        ("bank_welcome", "3"),
+        ("bank_ask_bill", BILL + "#"),
+        ("bank_ask_payment", PAYMENT + "#"),
+        ("bank_ask_card", card),
+        ("bank_card_confirm", confirm),
+        ("bank_ask_pin", pin + "#"),
+    ):
+        if not await step(phone, prompt, keys):
+            return False
+    return True
+
+
+async def test_a_payment_is_debited_once_with_a_tracking_number(site):
+    _, bank, phone = site
+    await pay(phone, CARD, PIN)
+    assert await phone.wait_heard("bank_paid", 30)
+    assert await phone.wait_heard("bank_goodbye", 30)
+    await phone.wait(2)
+    assert phone.state != "connected"  # the bank hung up
+    names = [h.name for h in phone.transcript()]
+    # the card read back digit by digit
+    start = names.index("bank_card_is")
+    assert "".join(n[-1] for n in names[start + 1 : start + 17]) == CARD
+    [debit] = bank.ledger
+    assert debit.card == mask_card(CARD) and debit.amount == 250_000
+    assert debit.bill_id == BILL and debit.payment_id == PAYMENT
+    assert keys_in(phone.heard).endswith(f"A0{debit.tracking}#")
+    assert bank.accounts[CARD].balance == 10_000_000 - 250_000
+    assert bank.calls[-1].outcome == "paid"
+    # the same bill again: no second debit
+    await phone.hang_up()
+    mark = len(phone.heard)
+    assert not await pay(phone, CARD, PIN)
+    assert await phone.wait_heard("bank_already_paid", 30, since=mark)
+    assert len(bank.ledger) == 1
+
+
+@pytest.mark.parametrize(
+    ("card", "pin", "prompt", "code"),
+    [
+        (CARD, "99999", "bank_wrong_pin", "A1#"),
+        (POOR, "12345", "bank_insufficient", "A2#"),
+        (UNKNOWN, PIN, "bank_card_refused", "A3#"),
+    ],
+)
+async def test_refusals_debit_nothing(site, card: str, pin: str, prompt: str, code: str):
+    _, bank, phone = site
+    await pay(phone, card, pin)
+    assert await phone.wait_heard(prompt, 30)
+    await phone.wait(2)
+    assert keys_in(phone.heard).endswith(code)
+    assert bank.ledger == []
+
+
+async def test_dynamic_pin_works_once(site):
+    _, bank, phone = site
+    await pay(phone, DYNAMIC, bank.issue_dynamic_pin(DYNAMIC))
+    assert await phone.wait_heard("bank_paid", 30)
+    assert len(bank.ledger) == 1
+
+
+async def test_non_shetab_card_is_asked_again(site):
+    _, bank, phone = site
+    visa = with_luhn("411111111111111")
+    assert not await pay(phone, visa, PIN)
+    assert await phone.wait_heard("bank_card_invalid", 30)
+    assert await step(phone, "bank_ask_card", CARD)
+    assert await step(phone, "bank_card_confirm", "1")
+    assert bank.calls[-1].phases.count("card") == 2
+    assert bank.ledger == []
+
+
+async def test_busy_then_free(site):
+    _, bank, phone = site
+    bank.busy_for(5)
+    await phone.wait(0.5)
+    assert await phone.dial(BANK_NUMBER) == "busy"
+    await phone.hang_up()
+    await phone.wait(6)
+    assert await phone.dial(BANK_NUMBER) == "answered"
+
+
+async def test_hang_up_at_the_pin_and_garbled_result(site):
+    _, bank, phone = site
+    bank.faults.hang_up_at = "pin"
+    assert not await pay(phone, CARD, PIN)
+    await phone.wait(2)
+    assert phone.state != "connected" and bank.ledger == []
+    await phone.hang_up()
+    bank.faults.hang_up_at = None
+    bank.faults.garble_result = True
+    mark = len(phone.heard)
+    assert await pay(phone, CARD, PIN)
+    assert await phone.wait_heard("bank_goodbye", 40, since=mark)
+    assert keys_in(phone.heard[mark:]).startswith("A0B")
+    assert len(bank.ledger) == 1  # it paid; only its report is garbled
