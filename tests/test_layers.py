@@ -16,55 +16,24 @@ PACKAGE = Path(__file__).resolve().parents[1] / "daemon1521"
 
 # What each part of daemon1521 may import from the rest of daemon1521.
 # Top-level modules (config, logs, clock, schema, cli) are named by module.
+BOTTOM = {"clock", "logs", "schema"}
+"""Imported by anything: they import nothing of daemon1521."""
+DRIVER = BOTTOM | {"dsp", "modem"}
+DOMAIN = DRIVER | {"audio", "billing", "telebank"}
 ALLOWED: dict[str, set[str]] = {
-    "clock": set(),
+    **{name: set() for name in BOTTOM},
     "dsp": {"clock"},
-    "logs": set(),
-    "schema": set(),
-    "modem": {"clock", "dsp", "logs", "schema"},
+    "modem": BOTTOM | {"dsp"},
     "audio": {"clock", "dsp", "logs"},
-    "billing": {"clock", "logs", "schema"},
-    "telebank": {"clock", "dsp", "audio", "billing", "modem", "logs", "schema"},
-    "ivr": {
-        "clock",
-        "dsp",
-        "audio",
-        "billing",
-        "modem",
-        "telebank",
-        "logs",
-        "schema",
-    },
-    "config": {"clock", "logs", "schema", "modem", "ivr", "telebank"},
-    "daemon": {
-        "clock",
-        "dsp",
-        "audio",
-        "billing",
-        "modem",
-        "telebank",
-        "ivr",
-        "config",
-        "logs",
-        "schema",
-    },
+    "billing": BOTTOM,
+    "telebank": DOMAIN - {"telebank"},
+    "ivr": DOMAIN,
+    "config": BOTTOM | {"modem", "ivr", "telebank"},
+    "daemon": DOMAIN | {"ivr", "config"},
     # The emulator is the hardware: built from the standard, never from the driver.
-    "emulator": {"clock", "dsp", "audio", "billing", "logs", "schema"},
+    "emulator": BOTTOM | {"dsp", "audio", "billing"},
     # The test bed wires the daemon to the emulator; nothing below imports it.
-    "testbed": {
-        "clock",
-        "dsp",
-        "audio",
-        "billing",
-        "modem",
-        "telebank",
-        "ivr",
-        "config",
-        "daemon",
-        "emulator",
-        "logs",
-        "schema",
-    },
+    "testbed": DOMAIN | {"ivr", "config", "daemon", "emulator"},
 }
 
 

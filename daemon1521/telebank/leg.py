@@ -447,10 +447,8 @@ class BankLeg:
         in_pin = self.follower.in_pin
         self.follower.key(key)
         side.send(key)
-        if in_pin:
-            logger.trace("{}: a key relayed (PIN phase, not shown)", self.name)
-        else:
-            logger.trace("{}: a key relayed", self.name)
+        # which key it was is never logged, in any phase
+        logger.trace("{}: a key relayed{}", self.name, " (secret phase)" if in_pin else "")
 
     # -- results -----------------------------------------------------------------------------
 
