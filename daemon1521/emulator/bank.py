@@ -234,7 +234,7 @@ class TelephoneBank(Phone):
     async def _dialogue(self, call: BankCall) -> None:
         await self._enter(call, "welcome")
         if await self._ask(["bank_welcome"], 1) != "3":
-            await self._speak(["bank_goodbye"])
+            await self._reply(["bank_goodbye"])
             return
         await self._enter(call, "bill")
         bill = await self._ask(["bank_ask_bill"], 14, end="#")
@@ -242,12 +242,12 @@ class TelephoneBank(Phone):
         payment = await self._ask(["bank_ask_payment"], 14, end="#")
         check = validate_payment_id(bill or "", payment or "") if bill and payment else None
         if check is None or not check.ok:
-            await self._speak(["bank_bill_invalid", "bank_goodbye"])
+            await self._reply(["bank_bill_invalid", "bank_goodbye"])
             return
         assert check.payment_id is not None and check.amount_rials is not None
         bill_id = normalize_bill_id(bill or "")
         if (bill_id, check.payment_id) in self._paid:
-            await self._speak(["bank_already_paid", "bank_goodbye"])
+            await self._reply(["bank_already_paid", "bank_goodbye"])
             return
         card = await self._card(call)
         if card is None:
@@ -294,7 +294,7 @@ class TelephoneBank(Phone):
             await self._enter(call, "card")
             card = await self._ask(["bank_ask_card"], 16)
             if card is None or len(card) != 16 or not validate_card(card).ok:
-                await self._speak(["bank_card_invalid"])
+                await self._reply(["bank_card_invalid"])
                 continue
             await self._enter(call, "confirm")
             groups = [card[i : i + 4] for i in range(0, 16, 4)]
@@ -314,7 +314,7 @@ class TelephoneBank(Phone):
         return account.pin is not None and pin == account.pin
 
     async def _finish(self, call: BankCall, prompt: str, code: str, spoken: str = "") -> None:
-        await self._speak([prompt, *(f"bank_d{d}" for d in spoken)])
+        await self._reply([prompt, *(f"bank_d{d}" for d in spoken)])
         if self.faults.machine_result:
             frame = "A" + code + "#"
             if self.faults.garble_result:
@@ -337,6 +337,11 @@ class TelephoneBank(Phone):
     def _check_line(self) -> None:
         if self.state != "connected":
             raise _Gone("the caller hung up")
+
+    async def _reply(self, names: list[str]) -> None:
+        """Answer what the caller keyed, after the moment a real IVR takes to check it."""
+        await self.clock.sleep(THINK)
+        await self._speak(names)
 
     async def _speak(self, names: list[str], barge_in: bool = False) -> None:
         """Say prompts; with ``barge_in`` a key stops them (and stays queued)."""

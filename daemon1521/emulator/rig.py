@@ -42,7 +42,10 @@ class Rig:
         link_dir: Path | str | None = None,
         service_number: str = SERVICE_NUMBER,
         plan: TonePlan | None = None,
+        outbound: int = 0,
     ) -> None:
+        """``lines`` modems on the hunt group, and ``outbound`` more after them that
+        only dial out (their numbers are not in the group, like a site's bank lines)."""
         if lines < 1:
             raise ValueError(f"an emulated site needs at least one line, got {lines}")
         if not personalities:
@@ -59,7 +62,7 @@ class Rig:
         self.modems: list[EmulatedModem] = []
         self.personalities: list[str] = []
         modem_lines = []
-        for index in range(lines):
+        for index in range(lines + outbound):
             personality = personalities[index % len(personalities)]
             modem = EmulatedModem(self.clock, personality, link=self.link_dir / f"ttyModem{index}")
             modem_lines.append(
@@ -68,7 +71,7 @@ class Rig:
             self.modems.append(modem)
             self.personalities.append(personality)
         self.lines = modem_lines
-        self.exchange.add_hunt_group(service_number, modem_lines)
+        self.exchange.add_hunt_group(service_number, modem_lines[:lines])
         self.phones: dict[str, Phone] = {}
 
     async def start(self) -> None:
