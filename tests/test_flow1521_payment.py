@@ -1,7 +1,7 @@
 """The payment state of the 1521 flow: the bank leg's outcomes, records and remembered cards.
 
 The bank leg itself is replaced by a fake desk that returns a given result
-(test_telebank_leg.py drives the real one on the emulator); the card book is
+(test_payment_e2e.py runs the real one through the daemon on the emulator); the card book is
 real, with its vault, so what is stored is what the daemon would store. The
 flow and the book use the daemon's AsyncStore (``live``); ``store`` is a plain
 connection to the same file for seeding and checking.

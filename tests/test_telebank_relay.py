@@ -3,7 +3,7 @@
 The bank and the caller are fakes on a fast virtual time scale: the bank
 "speaks" (loud audio) when it asks something and is silent while it waits,
 and reports its machine result as keys; the caller answers each question
-the bank asks. test_telebank_leg.py drives the same leg on the emulator.
+the bank asks. test_payment_e2e.py runs the same leg through the daemon on the emulator.
 """
 
 from __future__ import annotations
@@ -124,20 +124,26 @@ class FakeCaller:
         await asyncio.sleep(len(audio) / 8000 / SCALE)
         return None
 
-    async def next_key(self, timeout: float) -> str | None:
-        self._check()
-        asked = self.bank.asked > self.answered - 1 and self.bank.speaking <= 0
-        if not self.keys and asked and self.answers:
-            self.answered += 1
-            given = self.answered - 1 - len(PROFILE.navigate) - 1
-            if self.hang_up_after is not None and given >= self.hang_up_after:
-                self.gone = True
-                self._check()
-            self.keys.extend(self.answers.popleft())
-        if self.keys:
-            return self.keys.popleft()
-        await asyncio.sleep(timeout / SCALE)
-        return None
+    async def record(self, timeout: float, on_audio, stop=None) -> str | None:
+        """Listens until a key, ``stop`` or ``timeout``; answers a question once asked."""
+        waited = 0.0
+        while True:
+            self._check()
+            asked = self.bank.asked > self.answered - 1 and self.bank.speaking <= 0
+            if not self.keys and asked and self.answers:
+                self.answered += 1
+                given = self.answered - 1 - len(PROFILE.navigate) - 1
+                if self.hang_up_after is not None and given >= self.hang_up_after:
+                    self.gone = True
+                    self._check()
+                self.keys.extend(self.answers.popleft())
+            if self.keys:
+                return self.keys.popleft()
+            if waited >= timeout or (stop is not None and stop.is_set()):
+                return None
+            step = min(0.25, timeout - waited)
+            await asyncio.sleep(step / SCALE)
+            waited += step
 
     def _check(self) -> None:
         if self.gone:

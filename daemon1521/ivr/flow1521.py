@@ -498,25 +498,28 @@ class Flow1521:
             self.dialog.line, self.bill_id, self.bill.payment_id, card, name=self.name
         )
         self._record_payment(result)
-        if result.caller_gone:
-            raise CallerHungUp(f"hung up during the payment ({result.outcome})")
         outcome = str(result.outcome)
+        words: list[str] = []
         if outcome == "paid":
             self._finish(CallOutcome.PAID, f"paid, tracking {result.tracking}")
             words = [PAYMENT_SUCCESS]
             if result.tracking:
                 words += [TRACKING_NUMBER_IS, *say_digits(result.tracking, (len(result.tracking),))]
-            await self.dialog.say(words, flush=True)
         elif outcome in _DECLINED:
             self._finish(CallOutcome.DECLINED, outcome)
-            await self.dialog.say(_DECLINED[outcome], flush=True)
+            words = [_DECLINED[outcome]]
         elif outcome == "bank_busy":
             self._finish(CallOutcome.BANK_BUSY, "no outbound line free")
         elif outcome == "bank_unreachable":
             self._finish(CallOutcome.BANK_UNREACHABLE, result.detail or "bank unreachable")
-        else:
+        elif not (result.caller_gone and outcome == "caller_hung_up"):
             self._finish(CallOutcome.PAYMENT_UNKNOWN, result.detail or outcome)
-            await self.dialog.say(PAYMENT_UNKNOWN, flush=True)
+            words = [PAYMENT_UNKNOWN]
+        if result.caller_gone:
+            # a caller who left after the PIN keeps the bank's outcome (paid, declined)
+            raise CallerHungUp(f"hung up during the payment ({result.outcome})")
+        if words:
+            await self.dialog.say(words, flush=True)
         refused = outcome in ("card_refused", "bank_busy", "bank_unreachable")
         if (
             result.learned

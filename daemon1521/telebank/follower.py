@@ -51,6 +51,12 @@ class CardFollower:
         """True while keys must be treated as PIN digits (and past it, to be safe)."""
         return self.phase in (Phase.PIN, Phase.AFTER_PIN, Phase.DOUBT)
 
+    @property
+    def pin_given(self) -> bool:
+        """The PIN went to the bank in full (its end key, or its last digit): the
+        payment may be under way."""
+        return self.phase is Phase.AFTER_PIN
+
     def start_at_pin(self) -> None:
         """The daemon keyed a remembered card and its confirmation itself."""
         self._digits.clear()

@@ -43,8 +43,11 @@ from daemon1521.telebank.result import BankResult, ResultReader
 RATE = 8000
 SOUND_PEAK = 400
 """A received sample above this (about -38 dBFS) is the bank speaking."""
-LISTEN_SLICE = 0.25
-"""Seconds the caller's line listens at a time while the bank is silent."""
+LISTEN_MAX = 30.0
+"""Longest single listen on the caller's line while the bank is silent. A listen
+ends early when the bank has something to say; it is not cut into short
+slices, because the caller's hang-up is heard in it (a busy tone's cadence
+takes more than a second to tell) and every new listen starts that afresh."""
 PAUSE_KEPT = 0.4
 """Seconds of the bank's silence still played (pauses between its words);
 longer silence is the bank waiting for digits."""
@@ -60,12 +63,17 @@ CLOSE_WAIT = 5.0
 """Real seconds the bank's line gets to end its recording before it is cut off."""
 RESULT_GRACE = 1.5
 """Seconds the relay lets the bank finish after its machine result, before cutting."""
+RESULT_WAIT = 30.0
+"""Seconds the leg stays on the bank's line for its result when the caller hangs up
+after giving the PIN in full: the payment may have gone through, and the record
+should say so rather than "hung up"."""
 
 # Prompts the leg plays itself (prompts/fa/catalog.toml).
 CONNECTING = "connecting_bank"
 HOLD = "hold"
 BANK_LINES_BUSY = "bank_busy"
 BANK_UNREACHABLE = "bank_unreachable"
+PROMPTS = (CONNECTING, HOLD, BANK_LINES_BUSY, BANK_UNREACHABLE)
 
 
 class PaymentOutcome(StrEnum):
@@ -88,7 +96,12 @@ class CallerLine(Protocol):
 
     async def play(self, audio: bytes, *, barge_in: bool = True) -> str | None: ...
 
-    async def next_key(self, timeout: float) -> str | None: ...
+    async def record(
+        self,
+        timeout: float,
+        on_audio: Callable[[np.ndarray], None],
+        stop: asyncio.Event | None = None,
+    ) -> str | None: ...
 
 
 class BankLine(Protocol):
@@ -137,6 +150,10 @@ class _CallerGone(Exception):
     pass
 
 
+def _ignore(samples: np.ndarray) -> None:
+    """The caller's audio is not relayed: the bank listens for keys only."""
+
+
 class _BankSide:
     """The bank's line: always recording, leaving it only to send keys."""
 
@@ -151,7 +168,14 @@ class _BankSide:
         self.sound_since_mark = False
         self.ended: str | None = None
         self.result_at: float | None = None
+        self.machine_talk = False
+        """The bank keys its machine result: its audio is no longer relayed."""
         self.changed = asyncio.Event()
+        self.wake = asyncio.Event()
+        """Set when the caller's line should stop listening: the bank has audio to
+        play, has given its result, or has ended."""
+        self.lead = 0
+        """Samples of the bank's audio gathered before they are played."""
         self.live: LiveAudio | None = None
         self.sending = False
         self.codec = "slinear"
@@ -200,6 +224,13 @@ class _BankSide:
         self.buffered -= taken
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
+    def ready(self) -> bool:
+        """Enough of the bank's audio is buffered to start playing it to the caller
+        (a lead's worth, or all of a short sound it has finished)."""
+        return self.buffered >= self.lead or (
+            self.buffered > 0 and self.quiet_for() >= self.lead / RATE
+        )
+
     def _heard(self, samples: np.ndarray) -> None:
         loud = bool(len(samples)) and int(np.abs(samples.astype(np.int32)).max()) > SOUND_PEAK
         if loud:
@@ -210,14 +241,32 @@ class _BankSide:
         # the bank's long silences are not played: the caller's line listens then
         speaking = loud or self.quiet_for() < PAUSE_KEPT
         live = self.live
-        if live is not None and (not speaking or self.result_at is not None):
+        if live is not None and (not speaking or self.machine_talk):
             live.finish()  # the bank fell silent: the caller's line may listen again
-        if self.relaying and self.result_at is None and speaking:
+        if self.relaying and not self.machine_talk and speaking:
             if live is not None and not live.finished:
                 live.extend(codecs.encode(samples, self.codec))
             else:
                 self.audio.append(samples)
                 self.buffered += len(samples)
+        if self.ready():
+            self.wake.set()
+        self.changed.set()
+
+    def _bank_key(self, key: str) -> None:
+        """A key in the bank's audio: its machine result, which the caller does not
+        hear (tones for a machine; what is still buffered is dropped, and at most
+        the moment of the first tone before the modem reported it is played)."""
+        self.reader.key(key)
+        if self.reader.started and not self.machine_talk:
+            self.machine_talk = True
+            self.audio.clear()
+            self.buffered = 0
+            if self.live is not None:
+                self.live.finish()
+        if self.reader.result is not None and self.result_at is None:
+            self.result_at = self.clock.now()
+            self.wake.set()
         self.changed.set()
 
     async def _run(self) -> None:
@@ -231,9 +280,8 @@ class _BankSide:
                 self.changed.set()
                 self._stop.clear()
                 key = await self.line.record(RECORD_SLICE, self._heard, self._stop)
-                if key is not None and self.reader.key(key) is not None and self.result_at is None:
-                    self.result_at = self.clock.now()
-                    self.changed.set()
+                if key is not None:
+                    self._bank_key(key)
         except CallEnded as exc:
             self.ended = f"the bank hung up ({exc.hung_up.reason})"
         except ModemError as exc:
@@ -242,6 +290,9 @@ class _BankSide:
             logger.opt(exception=True).error("bank side of the relay failed")
             self.ended = f"the relay failed: {type(exc).__name__}"
         finally:
+            if self.live is not None:
+                self.live.finish()  # no more audio will come: the caller's playback ends
+            self.wake.set()
             self.changed.set()
 
 
@@ -412,18 +463,20 @@ class BankLeg:
         """Bank audio to the caller, caller keys to the bank; True if the caller hung up."""
         side.relaying = True
         codec = side.codec = self.caller.codec
-        lead = int(self.lead * 8000)
+        side.lead = int(self.lead * RATE)
+        silence = self.profile.end.silence
         logger.info("{}: relaying the caller to the bank", self.name)
         try:
             while side.ended is None:
-                if side.result_at is not None and (
-                    self.clock.now() - side.result_at >= RESULT_GRACE
-                ):
-                    break
-                if side.quiet_for() >= self.profile.end.silence:
+                listen = min(LISTEN_MAX, silence - side.quiet_for())
+                if side.result_at is not None:
+                    listen = min(listen, side.result_at + RESULT_GRACE - self.clock.now())
+                    if listen <= 0:
+                        break
+                if side.quiet_for() >= silence:
                     side.ended = "the bank stayed silent"
                     break
-                if side.buffered >= lead or (side.buffered and side.quiet_for() >= self.lead):
+                if side.ready():
                     # the bank speaks: one playback that grows as its audio comes
                     live = LiveAudio(codecs.encode(side.take_audio(side.buffered), codec))
                     side.live = live
@@ -433,13 +486,36 @@ class BankLeg:
                         live.finish()
                         side.live = None
                 else:
-                    key = await self.caller.next_key(LISTEN_SLICE)
+                    # the bank is silent: the caller's line listens (and hears a hang-up)
+                    side.wake.clear()
+                    if side.ready() or side.ended is not None:
+                        continue
+                    key = await self.caller.record(max(listen, 0.05), _ignore, side.wake)
                 if key is not None:
                     self._forward(side, key)
         except CallEnded:
-            logger.info("{}: the caller hung up during the relay; cutting the bank", self.name)
+            if self.follower.pin_given:
+                logger.info(
+                    "{}: the caller hung up after the PIN; waiting for the bank's result",
+                    self.name,
+                )
+                side.relaying = False
+                await self._await_result(side)
+            else:
+                logger.info("{}: the caller hung up during the relay; cutting the bank", self.name)
             return True
         return False
+
+    async def _await_result(self, side: _BankSide) -> None:
+        """Stay on the bank's line, with nobody listening, until its result, its
+        hang-up, its silence or :data:`RESULT_WAIT`."""
+        deadline = self.clock.now() + RESULT_WAIT
+        while side.ended is None and side.result_at is None and self.clock.now() < deadline:
+            if side.quiet_for() >= self.profile.end.silence:
+                break
+            side.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await self.clock.wait_for(side.changed.wait(), 0.25)
 
     def _forward(self, side: _BankSide, key: str) -> None:
         if key not in "0123456789*#":
@@ -457,7 +533,7 @@ class BankLeg:
         outcome: PaymentOutcome
         if result is not None and result.outcome != "garbled":
             outcome = PaymentOutcome(result.outcome)
-        elif caller_gone:
+        elif caller_gone and not self.follower.pin_given:
             outcome = PaymentOutcome.CALLER_HUNG_UP
         else:
             outcome = PaymentOutcome.RESULT_UNKNOWN

@@ -58,6 +58,12 @@ class ResultReader:
             return BankResult("garbled", code)
         return BankResult(outcome, code, tracking)
 
+    @property
+    def started(self) -> bool:
+        """The bank has begun its machine result (or garbled one): what follows is
+        not for the caller's ears."""
+        return self._frame is not None or self.result is not None
+
     def ended(self) -> BankResult | None:
         """The result at the end of the leg: a frame left open is garbled."""
         if self.result is None and self._frame is not None:
