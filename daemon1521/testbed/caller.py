@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 import numpy as np
@@ -37,6 +38,7 @@ class Caller:
         self.start = 0
         self.mark = 0
         self.pressed: list[tuple[int, str]] = []
+        """(sample index, keys as the transcript shows them)."""
 
     async def dial(self) -> None:
         self.start = self.mark = len(self.phone.heard)
@@ -74,17 +76,20 @@ class Caller:
             waited += POLL_SECONDS
         raise AssertionError(f"{self.phone.number} never heard {prompt!r}")
 
-    async def press(self, keys: str) -> None:
-        """Press keys; what the line plays from the first key on counts as new."""
+    async def press(self, keys: str, shown: str | None = None) -> None:
+        """Press keys; what the line plays from the first key on counts as new.
+        ``shown`` is what the transcript prints instead (a masked card, a PIN as *)."""
         self.mark = len(self.phone.heard)
-        self.pressed.append((self.mark, keys))
+        self.pressed.append((self.mark, keys if shown is None else shown))
         await self.phone.press(keys)
 
-    async def answer(self, prompt: str, keys: str, timeout: float = 60.0) -> None:
+    async def answer(
+        self, prompt: str, keys: str, timeout: float = 60.0, shown: str | None = None
+    ) -> None:
         """Hear ``prompt``, think for a moment, press ``keys``."""
         await self.hear(prompt, timeout)
         await self.phone.wait(REPLY_DELAY)
-        await self.press(keys)
+        await self.press(keys, shown)
 
     async def wait(self, seconds: float) -> None:
         await self.phone.wait(seconds)
@@ -123,14 +128,17 @@ class Caller:
         with ``unknown``, sound that matched no prompt too (name None)."""
         return [(h.name, h.complete) for h in self.site.ears.heard(self.audio(), unknown)]
 
-    def transcript(self) -> list[tuple[str, str]]:
+    def transcript(self, cards: Iterable[str] = ()) -> list[tuple[str, str]]:
         """("heard" | "pressed", text) in time order. Number words run together on
-        one line, with a comma where the line paused between digit groups."""
+        one line, with a comma where the line paused between digit groups. Where
+        a card in ``cards`` was read out, its middle digits are shown as *
+        (first 6 and last 4 kept, as everywhere a card is shown)."""
         ears = self.site.ears
         events: list[tuple[float, float, str | None, str]] = []
         for h in ears.heard(self.audio()):
             assert h.name is not None
             events.append((h.start, h.end, h.name, ears.text(h.name)))
+        _mask_cards(events, ears, cards)
         for index, keys in self.pressed:
             at = (index - self.start) / SAMPLE_RATE
             events.append((at, at, None, keys))
@@ -146,6 +154,23 @@ class Caller:
                 lines[-1] = ("heard", lines[-1][1] + joint + text)
                 numbers_end = end
             else:
-                lines.append(("heard", text))
+                shown = text or f"({name})"  # a chime says no words
+                if lines and lines[-1] == ("heard", shown):
+                    continue  # a prompt played again and again (hold audio) is shown once
+                lines.append(("heard", shown))
                 numbers_end = end if ears.is_number(name) else None
         return lines
+
+
+def _mask_cards(
+    events: list[tuple[float, float, str | None, str]], ears: Ears, cards: Iterable[str]
+) -> None:
+    """Replace the middle digits of every read-out of ``cards`` with * in place."""
+    digits = [ears.digit(name) if name else None for _, _, name, _ in events]
+    for card in cards:
+        for start in range(len(events) - len(card) + 1):
+            if "".join(d or "x" for d in digits[start : start + len(card)]) != card:
+                continue
+            for index in range(start + 6, start + len(card) - 4):
+                begin, end, name, _ = events[index]
+                events[index] = (begin, end, name, "*")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from daemon1521.audio.prompts import PromptLibrary
 from daemon1521.audio.say_fa import NUMBER_PROMPTS, PAUSE
 from daemon1521.emulator.recognizer import Heard, PromptRecognizer
 from daemon1521.ivr import flow1521
+from daemon1521.telebank import leg
 
 SAMPLE_RATE = 8000
 TAIL_SECONDS = 3.0
@@ -18,25 +20,36 @@ FULL_LENGTH = 0.85
 """Share of a prompt's length that sound must have lasted for a broken match to count."""
 SILENCE_PEAK = 300
 """Received samples below this are silence (about -40 dBFS; prompts are far louder)."""
-FLOW_PHRASES = flow1521.PROMPTS
+FLOW_PHRASES = (*flow1521.PROMPTS, *leg.PROMPTS)
+_DIGIT = re.compile(r"(?:bank_)?[dn]([0-9])")
 
 
 class Ears:
-    """Recognises the 1521 prompts in a phone's audio.
+    """Recognises the 1521 prompts in a phone's audio, and the prompts of any
+    ``other`` voice the caller may hear (the telephone bank's, through the relay).
 
     Prompts with identical audio (the digit ``d5`` and the number word ``n5``)
     cannot be told apart; each sound is given one name, the first of its
     kind, and :meth:`canonical` maps any name to it, so expectations compare.
     """
 
-    def __init__(self, prompts: PromptLibrary) -> None:
+    def __init__(self, prompts: PromptLibrary, other: Sequence[PromptLibrary] = ()) -> None:
         self.catalog = prompts.catalog
         names = [*FLOW_PHRASES, *(n for n in NUMBER_PROMPTS if n != PAUSE)]
+        library = dict.fromkeys(names, prompts)
+        phrases = list(FLOW_PHRASES)
+        for voice in other:
+            for name in voice.catalog.names():
+                if name not in library and voice.samples(name).any():  # pauses are silent
+                    library[name] = voice
+                    names.append(name)
+                    phrases.append(name)
+        self._library = library
         self._alias: dict[str, str] = {}
         seen: dict[bytes, str] = {}
         recordings: dict[str, np.ndarray] = {}
         for name in names:
-            samples = prompts.samples(name)
+            samples = library[name].samples(name)
             key = samples.tobytes()
             first = seen.setdefault(key, name)
             self._alias[name] = first
@@ -44,7 +57,7 @@ class Ears:
                 recordings[name] = samples
         self.recordings: Mapping[str, np.ndarray] = recordings
         self.phrases: Mapping[str, np.ndarray] = {
-            name: recordings[name] for name in FLOW_PHRASES if name in recordings
+            name: recordings[name] for name in phrases if name in recordings
         }
         self._recogniser = PromptRecognizer(recordings)
         # one small recogniser per phrase, built now: building one takes long
@@ -84,7 +97,16 @@ class Ears:
         return last.complete or played >= FULL_LENGTH * len(recording) / SAMPLE_RATE
 
     def text(self, name: str) -> str:
-        return self.catalog.text(name)
+        return self._library[name].catalog.text(name)
+
+    @staticmethod
+    def digit(name: str) -> str | None:
+        """The digit a single-digit prompt says (1521's or the bank's), else None."""
+        match = _DIGIT.fullmatch(name)
+        return match.group(1) if match else None
 
     def is_number(self, name: str) -> bool:
-        return self.catalog.entry(name).group == "number"
+        # the bank's digits are phrases of its own catalogue, but read like 1521's
+        return self.digit(name) is not None or (
+            self._library[name].catalog.entry(name).group == "number"
+        )

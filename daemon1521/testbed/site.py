@@ -18,9 +18,12 @@ from daemon1521.config import ControlConfig, LineConfig, TelebankConfig, default
 from daemon1521.daemon.app import Daemon
 from daemon1521.daemon.notify import Notifier
 from daemon1521.daemon.supervisor import Line as SupervisedLine
+from daemon1521.emulator.bank import TelephoneBank
+from daemon1521.emulator.bank_voice import bank_voice
 from daemon1521.emulator.exchange import Presentation
 from daemon1521.emulator.rig import Rig
 from daemon1521.ivr.settings import IvrSettings
+from daemon1521.telebank.profile import load_profile
 from daemon1521.testbed.caller import Caller
 from daemon1521.testbed.ears import Ears
 
@@ -62,7 +65,10 @@ class EmulatedSite:
 
     The daemon runs on the exchange's clock: ``speed`` emulated seconds per
     real second, or (None, the default) as fast as the host allows. Without
-    ``telebank`` the daemon has no bank leg: payment is "not available".
+    ``telebank`` the daemon has no bank leg: payment is "not available"; with
+    it, the emulated telephone bank (:attr:`bank`) answers the shipped
+    profile's number, and ``outbound`` more modems are the daemon's lines
+    to it.
     """
 
     def __init__(
@@ -79,17 +85,28 @@ class EmulatedSite:
         personalities: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
         telebank: bool = False,
+        outbound: int = 0,
     ) -> None:
         if ears is None:
             if prompts is None:
                 raise ValueError("an emulated site needs the prompts or ears that know them")
-            ears = Ears(prompts)
+            ears = Ears(prompts, [bank_voice()] if telebank else [])
         self.speed = speed
         self.personality = personality
         self.ears = ears
         self._scratch = tempfile.TemporaryDirectory(prefix="daemon1521-site-")
         scratch = Path(self._scratch.name)  # short: a Unix socket path has a length limit
-        self.rig = Rig(lines, personalities or [personality], speed=speed, link_dir=scratch)
+        self.inbound = lines
+        self.rig = Rig(
+            lines,
+            personalities or [personality],
+            speed=speed,
+            link_dir=scratch,
+            outbound=outbound,
+        )
+        self.bank: TelephoneBank | None = None
+        if telebank:
+            self.bank = TelephoneBank.on_exchange(self.rig.exchange, load_profile().dial.number)
         with Store.open(store_path) as store:
             store.upsert_bills(
                 {"bill_id": b.bill_id, "payment_id": b.payment_id, "amount_rials": b.amount_rials}
@@ -110,8 +127,15 @@ class EmulatedSite:
     async def __aenter__(self) -> EmulatedSite:
         try:
             await self.rig.start()
+            if self.bank is not None:
+                self.bank.start()
             lines = [
-                LineConfig(name=f"line{index + 1}", port=str(modem.link), label=personality)
+                LineConfig(
+                    name=f"line{index + 1}" if index < self.inbound else f"bank{index + 1}",
+                    port=str(modem.link),
+                    label=personality,
+                    role="inbound" if index < self.inbound else "outbound",
+                )
                 for index, (modem, personality) in enumerate(
                     zip(self.rig.modems, self.rig.personalities, strict=True)
                 )
@@ -147,6 +171,8 @@ class EmulatedSite:
         if self._records is not None:
             self._records.close()
             self._records = None
+        if self.bank is not None:
+            await self.bank.stop()
         await self.rig.stop()
         self._scratch.cleanup()
 
