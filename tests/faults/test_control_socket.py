@@ -86,7 +86,6 @@ async def site(tmp_path: Path) -> AsyncIterator[EmulatedSite]:
         tmp_path / "store.db",
         prompts=PromptLibrary(PromptCatalog("fa")),
         bills=sample_bills(),
-        speed=20.0,
     ) as running:
         yield running
 

@@ -47,7 +47,6 @@ async def test_a_whole_call_at_debug_leaves_no_bill_id_or_number_in_the_log(
         tmp_path / "store.db",
         prompts=PromptLibrary(PromptCatalog("fa")),
         bills=[bill],
-        speed=8.0,
     ) as site:
         caller = site.caller(CALLER)
         await caller.dial()
