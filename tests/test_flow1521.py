@@ -14,12 +14,21 @@ from pathlib import Path
 import pytest
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
-from daemon1521.audio.say_fa import say_amount, say_digits
-from daemon1521.billing.ids import bill_id_groups, make_bill_id, make_payment_id
 from daemon1521.billing.store import CallRecord
 from daemon1521.testbed.caller import Caller
 from daemon1521.testbed.ears import Ears
-from daemon1521.testbed.site import DemoBill, EmulatedSite
+from daemon1521.testbed.site import EmulatedSite
+from tests.flow_scenarios import (
+    BILLS,
+    CALLER,
+    DEBT,
+    DEBT_BILL,
+    SCENARIOS,
+    Scenario,
+    debt,
+    read_back,
+    remembered,
+)
 
 CONEXANT = "conexant-cx93001"
 USR = "usr-5637"
@@ -31,20 +40,6 @@ IDLE_WITHIN_PLAYING = 3.5
 """The same during a prompt, on a chip that reports busy tone while playing
 (the USR; about 2.9 s). A Conexant hears nothing while it plays: a hang-up
 shows once the prompt is over, so its hang-ups are tested while it listens."""
-
-CALLER = "02188776655"
-DEBT_BILL = make_bill_id(12345678, 101)
-DEBT = 1_234_000
-ZERO_BILL = make_bill_id(4321, 101)
-OTHER_BILL = make_bill_id(8765432, 205)
-OTHER_DEBT = 50_000
-UNKNOWN_BILL = make_bill_id(99999, 101)
-WATER_BILL = make_bill_id(5555, 101, service=1)
-WRONG_CHECK = DEBT_BILL[:-1] + str((int(DEBT_BILL[-1]) + 1) % 10)
-BILLS = [
-    DemoBill(bill, make_payment_id(bill, amount, 4, 12), amount)
-    for bill, amount in ((DEBT_BILL, DEBT), (ZERO_BILL, 0), (OTHER_BILL, OTHER_DEBT))
-]
 
 
 @pytest.fixture(scope="session")
@@ -86,18 +81,6 @@ async def site_for(
 
 
 # -- what a caller should hear -------------------------------------------------------
-
-
-def read_back(bill: str) -> list[str]:
-    return ["bill_entered", *say_digits(bill, bill_id_groups(len(bill))), "bill_entered_confirm"]
-
-
-def remembered(bill: str) -> list[str]:
-    return ["remembered_bill_is", *say_digits(bill, bill_id_groups(13)), "remembered_bill_confirm"]
-
-
-def debt(amount: int) -> list[str]:
-    return ["debt_is", *say_amount(amount)]
 
 
 MAX_DAMAGED = 3
@@ -149,6 +132,26 @@ async def finished(site: EmulatedSite, calls: int) -> CallRecord:
 
 
 # -- scenarios --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "personality"),
+    [pytest.param(s, (CONEXANT, USR)[index % 2], id=s.name) for index, s in enumerate(SCENARIOS)],
+)
+async def test_scenario_end_to_end(
+    site_for: SiteFactory, scenario: Scenario, personality: str
+) -> None:
+    async with site_for(personality) as site:
+        if scenario.remembered_before is not None:
+            site.store.remember_bill(CALLER, scenario.remembered_before)
+        caller = site.caller(CALLER, presentation="private" if scenario.private else "number")
+        await caller.dial()
+        for question, keys in scenario.answers:
+            await caller.answer(question, keys)
+        assert await caller.until_line_hangs_up(timeout=120.0)
+        assert_heard(caller, scenario.heard)
+        record = await finished(site, 1)
+        scenario.check(record, site.store.remembered_bill(CALLER))
 
 
 @pytest.mark.parametrize("personality", [CONEXANT, USR])
@@ -217,145 +220,6 @@ async def test_new_caller_then_returning_caller(site_for: SiteFactory, personali
             "goodbye",
         )
         assert record.outcome == "not_paid" and record.bill_id == DEBT_BILL
-
-
-async def test_returning_caller_replaces_the_remembered_bill(site_for: SiteFactory) -> None:
-    async with site_for(CONEXANT) as site:
-        site.store.remember_bill(CALLER, DEBT_BILL)
-        caller = site.caller(CALLER)
-        await caller.dial()
-        await caller.answer("remembered_bill_confirm", "2")
-        await caller.answer("ask_bill_id", OTHER_BILL + "#")
-        await caller.answer("bill_entered_confirm", "1")
-        await caller.answer("offer_remember_bill", "1")
-        await caller.answer("offer_payment", "2")
-        assert await caller.until_line_hangs_up()
-        assert_heard(
-            caller,
-            [
-                "welcome",
-                *remembered(DEBT_BILL),
-                "ask_bill_id",
-                *read_back(OTHER_BILL),
-                "offer_remember_bill",
-                "bill_saved",
-                *debt(OTHER_DEBT),
-                "offer_payment",
-                "goodbye",
-            ],
-        )
-        record = await finished(site, 1)
-        assert record.bill_id == OTHER_BILL and record.amount_announced == OTHER_DEBT
-        assert site.store.remembered_bill(CALLER) == OTHER_BILL
-
-
-async def test_entry_mistakes_then_a_bill_without_debt(site_for: SiteFactory) -> None:
-    """A wrong check digit, a water bill, a restart with *, then a paid-up bill."""
-    async with site_for(USR) as site:
-        caller = site.caller(CALLER)
-        await caller.dial()
-        await caller.answer("ask_bill_id", WRONG_CHECK + "#")
-        await caller.answer("ask_bill_id", WATER_BILL + "#")
-        await caller.answer("ask_bill_id", "98*" + ZERO_BILL + "#")
-        await caller.answer("bill_entered_confirm", "1")
-        await caller.answer("offer_remember_bill", "3")
-        assert await caller.until_line_hangs_up()
-        assert_heard(
-            caller,
-            [
-                "welcome",
-                "ask_bill_id",
-                "invalid_bill_id",
-                "ask_bill_id",
-                "not_electricity_bill",
-                "ask_bill_id",
-                *read_back(ZERO_BILL),
-                "offer_remember_bill",
-                "no_debt",
-                "goodbye",
-            ],
-        )
-        record = await finished(site, 1)
-        assert (record.outcome, record.amount_announced) == ("no_debt", 0)
-        assert record.states.count("ask_bill") == 1 and "offer_payment" not in record.states
-        assert site.store.remembered_bill(CALLER) is None
-
-
-async def test_private_caller_and_a_bill_not_found(site_for: SiteFactory) -> None:
-    async with site_for(CONEXANT) as site:
-        site.store.remember_bill(CALLER, DEBT_BILL)  # must not be offered: no caller ID
-        caller = site.caller(CALLER, presentation="private")
-        await caller.dial()
-        await caller.answer("ask_bill_id", UNKNOWN_BILL + "#")
-        await caller.answer("bill_entered_confirm", "1")
-        await caller.answer("ask_bill_id", DEBT_BILL + "#")
-        await caller.answer("bill_entered_confirm", "1")
-        await caller.answer("offer_payment", "#")
-        assert await caller.until_line_hangs_up()
-        assert_heard(
-            caller,
-            [
-                "welcome",
-                "ask_bill_id",
-                *read_back(UNKNOWN_BILL),
-                "bill_not_found",
-                "ask_bill_id",
-                *read_back(DEBT_BILL),
-                *debt(DEBT),
-                "offer_payment",
-                "goodbye",
-            ],
-        )
-        record = await finished(site, 1)
-        assert record.caller_number is None
-        assert record.states.count("lookup") == 2 and "offer_remember_bill" not in record.states
-        assert record.outcome == "not_paid"
-
-
-async def test_silence_ends_the_call(site_for: SiteFactory) -> None:
-    async with site_for(USR) as site:
-        caller = site.caller(CALLER)
-        await caller.dial()
-        assert await caller.until_line_hangs_up(timeout=90.0)
-        assert_heard(
-            caller,
-            [
-                "welcome",
-                "ask_bill_id",
-                "no_input",
-                "ask_bill_id",
-                "no_input",
-                "ask_bill_id",
-                "no_input_goodbye",
-            ],
-        )
-        record = await finished(site, 1)
-        assert (record.outcome, record.last_state) == ("no_input", "goodbye")
-
-
-async def test_too_many_invalid_entries(site_for: SiteFactory) -> None:
-    async with site_for(CONEXANT) as site:
-        caller = site.caller(CALLER)
-        await caller.dial()
-        await caller.answer("ask_bill_id", "12345#")
-        await caller.answer("ask_bill_id", WRONG_CHECK + "#")
-        await caller.answer("ask_bill_id", WATER_BILL + "#")
-        assert await caller.until_line_hangs_up()
-        assert_heard(
-            caller,
-            [
-                "welcome",
-                "ask_bill_id",
-                "invalid_bill_id",
-                "ask_bill_id",
-                "invalid_bill_id",
-                "ask_bill_id",
-                "not_electricity_bill",
-                "too_many_invalid",
-            ],
-        )
-        record = await finished(site, 1)
-        assert (record.outcome, record.last_state) == ("invalid_input", "goodbye")
 
 
 # -- hanging up anywhere ----------------------------------------------------------------

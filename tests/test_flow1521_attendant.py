@@ -23,7 +23,7 @@ from daemon1521.ivr.settings import IvrSettings
 from daemon1521.modem.callerid import CallerInfo
 from daemon1521.modem.errors import NotResponding
 from daemon1521.modem.voice import IncomingCall
-from tests.test_dialog import FakeLine, NamePrompts
+from tests.fakes import FakeLine, NamePrompts
 
 BILL = make_bill_id(4321, 101)
 

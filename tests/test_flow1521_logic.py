@@ -1,7 +1,8 @@
 """Every path of the 1521 flow against a scripted fake line and a real store.
 
-The end-to-end tests (test_flow1521.py) run the main scenarios through the
-emulator; this file covers each rule and state quickly, on a virtual clock.
+The scenario table (flow_scenarios.py) runs here and end to end through the
+emulator (test_flow1521.py); this file also covers each rule and state
+quickly, on a virtual clock.
 """
 
 from __future__ import annotations
@@ -10,24 +11,29 @@ from pathlib import Path
 
 import pytest
 
-from daemon1521.audio.say_fa import say_amount, say_digits
+from daemon1521.audio.say_fa import say_amount
 from daemon1521.billing.async_store import AsyncStore
-from daemon1521.billing.ids import bill_id_groups, make_bill_id, make_payment_id
+from daemon1521.billing.ids import make_payment_id
 from daemon1521.billing.store import CallRecord, Store
-from daemon1521.ivr.flow1521 import Flow1521, FlowResult, State
+from daemon1521.ivr.flow1521 import Flow1521, FlowResult
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.modem.errors import NotResponding
-from tests.test_dialog import FakeLine, NamePrompts
+from tests.fakes import FakeLine, NamePrompts
+from tests.flow_scenarios import (
+    CALLER,
+    DEBT,
+    DEBT_BILL,
+    OTHER_BILL,
+    OTHER_DEBT,
+    SCENARIOS,
+    UNKNOWN_BILL,
+    WATER_BILL,
+    WRONG_CHECK,
+    ZERO_BILL,
+    Scenario,
+    read_back,
+)
 
-CALLER = "02188776655"
-DEBT_BILL = make_bill_id(12345678, 101)
-DEBT = 1_234_000
-ZERO_BILL = make_bill_id(4321, 101)
-OTHER_BILL = make_bill_id(8765432, 205)
-OTHER_DEBT = 50_000
-UNKNOWN_BILL = make_bill_id(99999, 101)
-WATER_BILL = make_bill_id(5555, 101, service=1)
-WRONG_CHECK = DEBT_BILL[:-1] + str((int(DEBT_BILL[-1]) + 1) % 10)
 SHORT_BILL = DEBT_BILL.lstrip("0")
 
 
@@ -77,52 +83,15 @@ def store_path(store: Store) -> str:
     return store.db.execute("PRAGMA database_list").fetchone()[2]
 
 
-def read_back(bill: str) -> list[str]:
-    return ["bill_entered", *say_digits(bill, bill_id_groups(len(bill))), "bill_entered_confirm"]
-
-
-def remembered(bill: str) -> list[str]:
-    return ["remembered_bill_is", *say_digits(bill, bill_id_groups(13)), "remembered_bill_confirm"]
-
-
-def debt(amount: int, unit: str = "rial") -> list[str]:
-    return ["debt_is", *say_amount(amount, unit)]  # type: ignore[arg-type]
-
-
-async def test_new_caller_remembers_bill_and_declines_to_pay(store: Store) -> None:
-    line = FakeLine(
-        answers={
-            "ask_bill_id": [DEBT_BILL + "#"],
-            "bill_entered_confirm": ["1"],
-            "offer_remember_bill": ["1"],
-            "offer_payment": ["2"],
-        }
-    )
-    result, record = await run(store, line)
-    assert line.heard() == [
-        "welcome",
-        "ask_bill_id",
-        *read_back(DEBT_BILL),
-        "offer_remember_bill",
-        "bill_saved",
-        *debt(DEBT),
-        "offer_payment",
-        "goodbye",
-    ]
-    assert store.remembered_bill(CALLER) == DEBT_BILL
-    assert record.states == (
-        "welcome",
-        "ask_bill",
-        "read_back_bill",
-        "offer_remember_bill",
-        "lookup",
-        "announce",
-        "offer_payment",
-        "goodbye",
-    )
-    assert (record.outcome, record.last_state) == ("not_paid", "goodbye")
-    assert (record.bill_id, record.amount_announced) == (DEBT_BILL, DEBT)
-    assert result.amount == DEBT and result.last_state is State.GOODBYE
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+async def test_scenario_on_the_fake_line(store: Store, scenario: Scenario) -> None:
+    if scenario.remembered_before is not None:
+        store.remember_bill(CALLER, scenario.remembered_before)
+    line = FakeLine(answers=scenario.fake_answers())
+    result, record = await run(store, line, caller=None if scenario.private else CALLER)
+    assert line.heard() == list(scenario.heard)
+    scenario.check(record, store.remembered_bill(CALLER))
+    assert result.outcome == scenario.outcome
 
 
 async def test_new_caller_declines_remembering(store: Store) -> None:
@@ -138,53 +107,6 @@ async def test_new_caller_declines_remembering(store: Store) -> None:
     assert "bill_saved" not in line.heard()
     assert store.remembered_bill(CALLER) is None
     assert record.outcome == "not_paid"
-
-
-async def test_returning_caller_confirms_and_chooses_to_pay(store: Store) -> None:
-    store.remember_bill(CALLER, DEBT_BILL)
-    line = FakeLine(answers={"remembered_bill_confirm": ["1"], "offer_payment": ["1"]})
-    _, record = await run(store, line)
-    assert line.heard() == [
-        "welcome",
-        *remembered(DEBT_BILL),
-        *debt(DEBT),
-        "offer_payment",
-        "payment_not_available",
-        "goodbye",
-    ]
-    assert record.states == (
-        "welcome",
-        "remembered_bill",
-        "lookup",
-        "announce",
-        "offer_payment",
-        "payment",
-        "goodbye",
-    )
-    assert record.outcome == "not_paid" and "bank" in (record.reason or "")
-
-
-async def test_returning_caller_replaces_the_remembered_bill(store: Store) -> None:
-    store.remember_bill(CALLER, DEBT_BILL)
-    line = FakeLine(
-        answers={
-            "remembered_bill_confirm": ["2"],
-            "ask_bill_id": [OTHER_BILL + "#"],
-            "bill_entered_confirm": ["1"],
-            "offer_remember_bill": ["1"],
-            "offer_payment": ["2"],
-        }
-    )
-    _, record = await run(store, line)
-    assert line.heard()[: 3 + len(remembered(DEBT_BILL))] == [
-        "welcome",
-        *remembered(DEBT_BILL),
-        "ask_bill_id",
-        "bill_entered",
-    ]
-    assert "offer_remember_bill" in line.heard()
-    assert store.remembered_bill(CALLER) == OTHER_BILL
-    assert record.amount_announced == OTHER_DEBT
 
 
 async def test_returning_caller_typing_the_same_bill_is_not_asked_to_remember(
@@ -314,43 +236,11 @@ async def test_read_back_rejected_asks_again(store: Store) -> None:
     assert record.bill_id == DEBT_BILL
 
 
-async def test_silence_ends_the_call_after_three_tries(store: Store) -> None:
-    line = FakeLine()
-    result, record = await run(store, line)
-    assert line.heard() == [
-        "welcome",
-        "ask_bill_id",
-        "no_input",
-        "ask_bill_id",
-        "no_input",
-        "ask_bill_id",
-        "no_input_goodbye",
-    ]
-    assert (record.outcome, record.last_state) == ("no_input", "goodbye")
-    assert record.ended_at is not None and result.outcome == "no_input"
-
-
 async def test_silence_at_a_yes_no_question_too(store: Store) -> None:
     line = FakeLine(answers={"ask_bill_id": [DEBT_BILL + "#"]})
     _, record = await run(store, line)
     assert line.questions()[-2:] == ["bill_entered_confirm", "no_input_goodbye"]
     assert record.outcome == "no_input" and "read-back" in (record.reason or "")
-
-
-async def test_three_invalid_entries_end_the_call(store: Store) -> None:
-    line = FakeLine(answers={"ask_bill_id": [WRONG_CHECK + "#", "1#", WATER_BILL + "#"]})
-    _, record = await run(store, line)
-    assert line.heard() == [
-        "welcome",
-        "ask_bill_id",
-        "invalid_bill_id",
-        "ask_bill_id",
-        "invalid_bill_id",
-        "ask_bill_id",
-        "not_electricity_bill",
-        "too_many_invalid",
-    ]
-    assert record.outcome == "invalid_input"
 
 
 async def test_bill_not_found_asks_again(store: Store) -> None:

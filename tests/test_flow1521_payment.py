@@ -26,7 +26,7 @@ from daemon1521.billing.vault import KEY_FILE
 from daemon1521.ivr.flow1521 import Flow1521, FlowResult
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.telebank.leg import LegResult, PaymentOutcome
-from tests.test_dialog import FakeLine, NamePrompts
+from tests.fakes import FakeLine, NamePrompts
 
 CALLER = "02188776655"
 BILL = make_bill_id(12345678, 101)

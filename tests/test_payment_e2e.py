@@ -29,7 +29,7 @@ from daemon1521.telebank.profile import load_profile
 from daemon1521.testbed.caller import Caller
 from daemon1521.testbed.ears import Ears
 from daemon1521.testbed.site import EmulatedSite
-from tests.test_flow1521 import BILLS, CALLER, DEBT, DEBT_BILL, OTHER_BILL
+from tests.flow_scenarios import BILLS, CALLER, DEBT, DEBT_BILL, OTHER_BILL
 
 PERSONALITIES = ["conexant-cx93001", "usr-5637"]
 BANK_NUMBER = load_profile().dial.number

@@ -31,8 +31,8 @@ from daemon1521.clock import LoopClock
 from daemon1521.ivr.flow1521 import Flow1521
 from daemon1521.ivr.settings import IvrSettings
 from daemon1521.telebank.leg import BankLeg
-from tests.test_dialog import FakeLine, NamePrompts
-from tests.test_telebank_relay import CARD, PIN, PROFILE, SCALE, FakeBank, FakeCaller
+from tests.fakes import PROFILE, SCALE, FakeBank, FakeCaller, FakeLine, NamePrompts
+from tests.test_telebank_relay import CARD, PIN
 
 CALLER = "02188776655"
 BILL = make_bill_id(12345678, 101)

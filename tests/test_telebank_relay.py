@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-import numpy as np
 import pytest
 from loguru import logger
 
 from daemon1521.billing.cards import luhn_ok, mask_card
 from daemon1521.clock import LoopClock
-from daemon1521.modem.linewatch import HungUp
-from daemon1521.modem.voice import CallEnded
 from daemon1521.telebank.leg import BankLeg, PaymentOutcome
-from daemon1521.telebank.profile import load_profile
-from tests.test_dialog import NamePrompts
+from tests.fakes import PROFILE, SCALE, FakeBank, FakeCaller, NamePrompts
 
-SCALE = 50.0
-BLOCK = 160
-PROFILE = load_profile()
 BILL, PAYMENT = "0000471112321", "25041209"
 PIN = "83917"
 
@@ -37,117 +29,6 @@ def with_luhn(prefix15: str) -> str:
 
 
 CARD = with_luhn("622106938271645")
-
-
-class FakeBank:
-    """Asks after answering, after each navigation step, after the card (read-back),
-    after the confirm key and after the PIN's #; then keys its result and hangs up."""
-
-    codec = "ulaw"
-
-    def __init__(self, result: str = "A0777#", dial: list[str] | None = None) -> None:
-        self.result = result
-        self.dial_results = deque(dial or ["answered"])
-        self.sends: list[str] = []
-        self.asked = 0
-        self.speaking = 0  # blocks of speech left
-        self.out: deque[str] = deque()
-        self.typed: list[str] = []
-        self.hung_up = False
-        self.on_hook = True
-        self.dials = 0
-
-    def ask(self) -> None:
-        self.asked += 1
-        self.speaking = 40  # 0.8 s of "speech"
-
-    async def dial(self, number: str, timeout: float | None = None) -> str:
-        self.dials += 1
-        result = self.dial_results.popleft() if self.dial_results else "answered"
-        if result == "answered":
-            self.on_hook = False
-            self.ask()
-        return result
-
-    async def send_dtmf(self, keys: str) -> None:
-        self.sends.append(keys)
-        await asyncio.sleep(0.01 * len(keys) / SCALE)
-        if len(self.sends) <= len(PROFILE.navigate):
-            self.ask()
-            return
-        for key in keys:
-            self.typed.append(key)
-            if len(self.typed) == 16:
-                self.ask()  # read-back
-            elif len(self.typed) == 17:
-                self.ask()  # "your PIN"
-            elif key == "#":
-                self.out.extend(self.result)
-
-    async def record(self, timeout, on_audio: Callable[[np.ndarray], None], stop=None):
-        while True:
-            if self.hung_up:
-                raise CallEnded(HungUp("busy_tone"))
-            if self.out:
-                key = self.out.popleft()
-                if not self.out:
-                    self.hung_up = True
-                return key
-            if stop is not None and stop.is_set():
-                return None
-            loud = self.speaking > 0
-            self.speaking -= 1 if loud else 0
-            on_audio(np.full(BLOCK, 3000 if loud else 0, dtype=np.int16))
-            await asyncio.sleep(BLOCK / 8000 / SCALE)
-
-    async def hang_up(self) -> None:
-        self.on_hook = True
-
-
-class FakeCaller:
-    """Answers the bank's questions (its n-th answer after the n-th question heard)."""
-
-    codec = "ulaw"
-
-    def __init__(self, bank: FakeBank, answers: list[str], hang_up_after: int | None = None):
-        self.bank = bank
-        self.answers = deque(answers)
-        self.keys: deque[str] = deque()
-        self.heard = 0.0
-        self.answered = len(PROFILE.navigate) + 1  # navigation questions are not the caller's
-        self.hang_up_after = hang_up_after
-        self.gone = False
-
-    async def play(self, audio: bytes, *, barge_in: bool = True) -> str | None:
-        self._check()
-        self.heard += len(audio) / 8000
-        await asyncio.sleep(len(audio) / 8000 / SCALE)
-        return None
-
-    async def record(self, timeout: float, on_audio, stop=None) -> str | None:
-        """Listens until a key, ``stop`` or ``timeout``; answers a question once asked."""
-        waited = 0.0
-        while True:
-            self._check()
-            asked = self.bank.asked > self.answered - 1 and self.bank.speaking <= 0
-            if not self.keys and asked and self.answers:
-                self.answered += 1
-                given = self.answered - 1 - len(PROFILE.navigate) - 1
-                if self.hang_up_after is not None and given >= self.hang_up_after:
-                    self.gone = True
-                    self._check()
-                self.keys.extend(self.answers.popleft())
-            if self.keys:
-                return self.keys.popleft()
-            if waited >= timeout or (stop is not None and stop.is_set()):
-                return None
-            step = min(0.25, timeout - waited)
-            await asyncio.sleep(step / SCALE)
-            waited += step
-
-    def _check(self) -> None:
-        if self.gone:
-            raise CallEnded(HungUp("busy_tone"))
 
 
 async def run(bank: FakeBank, caller: FakeCaller, card: str | None = None, profile=PROFILE):
