@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_PATHS := daemon1521 tests $(wildcard benchmarks/*.py)
+# pytest-xdist workers: one per CPU, at most 4 (several tests pace emulated
+# lines against real time and need a core to keep it)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo test lint format system-deps clean
 
@@ -22,7 +25,7 @@ demo: system-deps $(STAMP)
 test: system-deps $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -10,6 +10,27 @@ import time
 
 import pytest
 
+LONG_FIRST = (
+    "tests/test_vgetty.py",
+    "tests/faults/test_store_locked.py",
+    "tests/test_flow1521_demo.py",
+    "tests/test_rack_smoke.py",
+    "tests/test_payment_e2e.py",
+    "tests/test_emulated_bank.py",
+    "tests/test_daemon_process.py",
+)
+"""Files whose tests take seconds each (real time, or many emulated minutes).
+They are collected first so that, run on several workers (``make test``),
+none of them is left for the end while the other workers stand idle."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file is kept
+
 
 def _open_fds() -> set[int]:
     try:

@@ -9,9 +9,9 @@ own peak RSS is read back from ``wait4``.
 from __future__ import annotations
 
 import os
-import resource
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,26 @@ PEAK_RSS_KB = 150_000
 def _upload(tmp_path: Path, source: Path, *extra: str) -> tuple[int, str, int]:
     """Exit status, output and peak RSS (kB) of ``daemon1521 prompts upload welcome SOURCE``."""
 
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-    child = subprocess.Popen(
+    # A small launcher forks the command with the cap set and writes its peak
+    # RSS to a file: a child forked straight from this (large) test process
+    # would count this process's pages in its peak.
+    launcher = (
+        "import os, resource, sys\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        f"    resource.setrlimit(resource.RLIMIT_AS, ({ADDRESS_SPACE}, {ADDRESS_SPACE}))\n"
+        "    os.execv(sys.argv[2], sys.argv[2:])\n"
+        "_, status, usage = os.wait4(pid, 0)\n"
+        "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n"
+    )
+    peak_file = tmp_path / "peak-rss"
+    child = subprocess.run(
         [
+            sys.executable,
+            "-c",
+            launcher,
+            str(peak_file),
             console_script(),
             "prompts",
             "upload",
@@ -45,15 +60,11 @@ def _upload(tmp_path: Path, source: Path, *extra: str) -> tuple[int, str, int]:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        preexec_fn=cap,
         env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        check=False,
     )
-    assert child.stdout is not None
-    with child.stdout:
-        output = child.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, output, usage.ru_maxrss
+    output = child.stdout.decode(errors="replace")
+    return child.returncode, output, int(peak_file.read_text())
 
 
 def _wav_header(rate: int, data_bytes: int, channels: int = 1) -> bytes:
