@@ -66,3 +66,46 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
         for pipe in (process.stdin, process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+_CAPPED = """\
+import os, resource, signal, sys, time
+peak_file, space, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+pid = os.fork()
+if pid == 0:
+    resource.setrlimit(resource.RLIMIT_AS, (space, space))
+    os.execv(sys.argv[4], sys.argv[4:])
+deadline = time.monotonic() + timeout
+while True:
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    if done:
+        break
+    if time.monotonic() > deadline:
+        os.kill(pid, signal.SIGKILL)
+        _, status, usage = os.wait4(pid, 0)
+        status = 124 << 8
+        break
+    time.sleep(0.02)
+with open(peak_file, "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_capped(
+    argv: list[str], address_space: int, timeout: float, scratch: Path, **popen: Any
+) -> tuple[int, int]:
+    """Exit code (124 on timeout) and peak resident memory in bytes of ``argv``,
+    run under an address-space limit.
+
+    A small launcher forks the command and reports its peak: a child forked
+    straight from the test process (a large one, late in a run) would count
+    that process's pages in its own peak.
+    """
+    peak_file = scratch / "peak-rss-kb"
+    completed = subprocess.run(
+        [sys.executable, "-c", _CAPPED, str(peak_file), str(address_space), str(timeout), *argv],
+        check=False,
+        **popen,
+    )
+    return completed.returncode, int(peak_file.read_text()) * 1024

@@ -7,16 +7,12 @@ than eating the host) and their peak resident memory is checked.
 
 from __future__ import annotations
 
-import os
-import resource
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli_support import console_script
+from tests.cli_support import console_script, run_capped
 
 ADDRESS_SPACE = 1 << 30
 """The child's address-space limit: several times what the command needs."""
@@ -25,34 +21,21 @@ PEAK_RSS = 200 << 20
 TIMEOUT = 60.0
 
 
-def _limit() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 def run_bounded(args: list[str], tmp_path: Path) -> tuple[int, str, int]:
     """Exit code, stderr and peak RSS in bytes of ``daemon1521 ARGS``."""
     err_path = tmp_path / "stderr"
     with err_path.open("wb") as err:
-        child = subprocess.Popen(
+        code, peak = run_capped(
             [console_script(), *args],
+            ADDRESS_SPACE,
+            TIMEOUT,
+            tmp_path,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            preexec_fn=_limit,
         )
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            os.kill(child.pid, signal.SIGKILL)
-            pid, status, usage = os.wait4(child.pid, 0)
-            child.returncode = os.waitstatus_to_exitcode(status)
-            pytest.fail(f"daemon1521 {' '.join(args)} still running after {TIMEOUT} s")
-        time.sleep(0.02)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, err_path.read_text(errors="replace"), usage.ru_maxrss * 1024
+    assert code != 124, f"daemon1521 {' '.join(args)} still running after {TIMEOUT} s"
+    return code, err_path.read_text(errors="replace"), peak
 
 
 @pytest.mark.parametrize(

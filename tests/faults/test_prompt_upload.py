@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from daemon1521.audio.soundfile_io import AudioFileError, read_audio
-from tests.cli_support import console_script
+from tests.cli_support import console_script, run_capped
 
 ADDRESS_SPACE = 1 << 30
 """The child's cap; a normal upload peaks near 45 MB resident."""
@@ -29,42 +28,27 @@ PEAK_RSS_KB = 150_000
 def _upload(tmp_path: Path, source: Path, *extra: str) -> tuple[int, str, int]:
     """Exit status, output and peak RSS (kB) of ``daemon1521 prompts upload welcome SOURCE``."""
 
-    # A small launcher forks the command with the cap set and writes its peak
-    # RSS to a file: a child forked straight from this (large) test process
-    # would count this process's pages in its peak.
-    launcher = (
-        "import os, resource, sys\n"
-        "pid = os.fork()\n"
-        "if pid == 0:\n"
-        f"    resource.setrlimit(resource.RLIMIT_AS, ({ADDRESS_SPACE}, {ADDRESS_SPACE}))\n"
-        "    os.execv(sys.argv[2], sys.argv[2:])\n"
-        "_, status, usage = os.wait4(pid, 0)\n"
-        "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
-        "sys.exit(os.waitstatus_to_exitcode(status))\n"
-    )
-    peak_file = tmp_path / "peak-rss"
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            launcher,
-            str(peak_file),
-            console_script(),
-            "prompts",
-            "upload",
-            "welcome",
-            str(source),
-            "--uploads",
-            str(tmp_path / "uploads"),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
-        check=False,
-    )
-    output = child.stdout.decode(errors="replace")
-    return child.returncode, output, int(peak_file.read_text())
+    out_path = tmp_path / "output"
+    with out_path.open("wb") as out:
+        code, peak = run_capped(
+            [
+                console_script(),
+                "prompts",
+                "upload",
+                "welcome",
+                str(source),
+                "--uploads",
+                str(tmp_path / "uploads"),
+                *extra,
+            ],
+            ADDRESS_SPACE,
+            120.0,
+            tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        )
+    return code, out_path.read_text(errors="replace"), peak // 1024
 
 
 def _wav_header(rate: int, data_bytes: int, channels: int = 1) -> bytes:
