@@ -13,7 +13,6 @@ import pytest
 LONG_FIRST = (
     "tests/test_vgetty.py",
     "tests/faults/test_store_locked.py",
-    "tests/faults/test_store_deleted.py",
     "tests/test_flow1521_demo.py",
     "tests/test_rack_smoke.py",
     "tests/test_payment_e2e.py",

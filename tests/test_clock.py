@@ -42,3 +42,23 @@ async def test_run_paces_and_sleep_wakes_at_emulated_time():
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
+
+
+async def test_a_hold_stops_flat_out_time_until_the_work_is_done():
+    """A daemon's database read runs in real time on another thread: while one is
+    in flight, a flat-out line clock must not race on (callers would time out)."""
+    clock = EmuClock(speed=None)
+    reading = True
+    clock.add_hold(lambda: reading)
+    runner = asyncio.create_task(clock.run(lambda: None))
+    try:
+        await asyncio.sleep(0.05)  # real time, while the read goes on
+        held_at = clock.frame
+        assert held_at <= 1
+        reading = False
+        await clock.sleep(1.0)
+        assert clock.frame >= held_at + clock.frames(1.0)
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner

@@ -156,6 +156,7 @@ class AsyncStore:
         self._check_interval = check_interval
         self._spool = Spool(self.path)
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="daemon1521-store-read")
+        self._reads_in_flight = 0
         self._reader: Store | None = None
         self._reader_stale = False
         self._writer: Store | None = None
@@ -329,9 +330,19 @@ class AsyncStore:
         if self._closed:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._reader_pool, functools.partial(self._read_now, method, *args, **kwargs)
-        )
+        self._reads_in_flight += 1
+        try:
+            return await loop.run_in_executor(
+                self._reader_pool, functools.partial(self._read_now, method, *args, **kwargs)
+            )
+        finally:
+            self._reads_in_flight -= 1
+
+    def reads_in_flight(self) -> int:
+        """Reads awaited on the reader thread right now. An emulated line clock
+        running flat out holds its frames while there are any, since the call
+        waiting for them waits in real time."""
+        return self._reads_in_flight
 
     def _read_now(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._reader_stale or self._reader is None:

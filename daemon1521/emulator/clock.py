@@ -30,6 +30,9 @@ FRAME = 160
 FRAME_SECONDS = FRAME / RATE
 FLAT_OUT_MAX_YIELDS = 64
 """Most event-loop rounds one flat-out frame waits for the host to settle."""
+HOLD_POLL = 0.0005
+HOLD_MAX = 5.0
+"""Most real seconds one frame is held for work outside the loop (see add_hold)."""
 
 
 class EmuClock(ClockBase):
@@ -43,6 +46,7 @@ class EmuClock(ClockBase):
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._probes: list[Callable[[], bool]] = []
+        self._holds: list[Callable[[], object]] = []
 
     def add_probe(self, probe: Callable[[], bool]) -> None:
         """Ask ``probe`` before a back-to-back frame ends whether bytes are on their way
@@ -53,6 +57,16 @@ class EmuClock(ClockBase):
     def remove_probe(self, probe: Callable[[], bool]) -> None:
         with contextlib.suppress(ValueError):
             self._probes.remove(probe)
+
+    def add_hold(self, hold: Callable[[], object]) -> None:
+        """Hold a back-to-back frame while ``hold()`` is true (at most HOLD_MAX real
+        seconds): work a device waits for in real time, on another thread (a
+        daemon's database reads), must not let line time race past it."""
+        self._holds.append(hold)
+
+    def remove_hold(self, hold: Callable[[], object]) -> None:
+        with contextlib.suppress(ValueError):
+            self._holds.remove(hold)
 
     def now(self) -> float:
         """Emulated seconds since the exchange started."""
@@ -104,6 +118,10 @@ class EmuClock(ClockBase):
         time) per hop and a line's audio would run dry. The ready queue is
         CPython's ``_ready``; without it a fixed number of rounds is given.
         """
+        if self._holds and any([hold() for hold in self._holds]):
+            held_until = time.monotonic() + HOLD_MAX
+            while any([hold() for hold in self._holds]) and time.monotonic() < held_until:
+                await asyncio.sleep(HOLD_POLL)
         ready = getattr(asyncio.get_running_loop(), "_ready", None)
         for _ in range(FLAT_OUT_MAX_YIELDS if ready is not None else 4):
             await asyncio.sleep(0)  # one round: ready callbacks run, then a select(0)

@@ -7,7 +7,7 @@ both the daemon and the emulator, so neither has to import the other.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +122,7 @@ class EmulatedSite:
         """The daemon's environment (NOTIFY_SOCKET, WATCHDOG_USEC); None: no systemd."""
         self.daemon: Daemon | None = None
         self._records: Store | None = None
+        self._hold: Callable[[], int] | None = None
         self._closed = False
 
     async def __aenter__(self) -> EmulatedSite:
@@ -149,6 +150,10 @@ class EmulatedSite:
                 env=self.env if self.env is not None else {},
             )
             await self.daemon.start()
+            if self.daemon.store is not None:
+                # the line clock waits for the daemon's database reads (real time)
+                self._hold = self.daemon.store.reads_in_flight
+                self.rig.clock.add_hold(self._hold)
             self._records = Store.open(self.config.store)
             for index in range(len(lines)):
                 await self.wait_idle(line=index)
@@ -165,6 +170,9 @@ class EmulatedSite:
         if self._closed:
             return
         self._closed = True
+        if self._hold is not None:
+            self.rig.clock.remove_hold(self._hold)
+            self._hold = None
         if self.daemon is not None:
             await self.daemon.stop()
             self.daemon = None

@@ -28,10 +28,6 @@ from daemon1521.testbed.caller import Caller
 from daemon1521.testbed.ears import Ears
 from daemon1521.testbed.site import DemoBill, EmulatedSite
 
-SPEED = 4.0
-"""Line time paced at 4x real time, not flat out: the store's reopening and
-retries run on its own threads in real time, and a flat-out line clock would
-race through the callers' patience while the daemon waits for them."""
 BILL = make_bill_id(12345678, 101)
 DEBT = 1_234_000
 BILLS = [DemoBill(BILL, make_payment_id(BILL, DEBT, 4, 12), DEBT)]
@@ -82,7 +78,7 @@ async def test_a_deleted_database_directory_is_reported_and_its_records_kept(
 ) -> None:
     db = tmp_path / "state" / "daemon1521.db"
     db.parent.mkdir()
-    async with EmulatedSite(db, ears=ears, bills=BILLS, speed=SPEED) as site:
+    async with EmulatedSite(db, ears=ears, bills=BILLS) as site:
         shutil.rmtree(db.parent)
         store = await store_status(site, "gone")
         assert str(db) in store["problem"]
@@ -108,7 +104,7 @@ async def test_a_replaced_database_file_is_reopened_and_written(
     tmp_path: Path, ears: Ears, warnings: list[str]
 ) -> None:
     db = tmp_path / "daemon1521.db"
-    async with EmulatedSite(db, ears=ears, bills=BILLS, speed=SPEED) as site:
+    async with EmulatedSite(db, ears=ears, bills=BILLS) as site:
         restored = tmp_path / "restored.db"
         with Store.open(restored) as copy:
             copy.upsert_bills(
