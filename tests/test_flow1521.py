@@ -21,13 +21,9 @@ from daemon1521.testbed.site import EmulatedSite
 from tests.flow_scenarios import (
     BILLS,
     CALLER,
-    DEBT,
     DEBT_BILL,
     SCENARIOS,
     Scenario,
-    debt,
-    read_back,
-    remembered,
 )
 
 CONEXANT = "conexant-cx93001"
@@ -144,82 +140,32 @@ async def test_scenario_end_to_end(
     async with site_for(personality) as site:
         if scenario.remembered_before is not None:
             site.store.remember_bill(CALLER, scenario.remembered_before)
-        caller = site.caller(CALLER, presentation="private" if scenario.private else "number")
-        await caller.dial()
-        for question, keys in scenario.answers:
-            await caller.answer(question, keys)
-        assert await caller.until_line_hangs_up(timeout=120.0)
-        assert_heard(caller, scenario.heard)
-        record = await finished(site, 1)
-        scenario.check(record, site.store.remembered_bill(CALLER))
+        await call_through(site, scenario, calls=1)
+
+
+async def call_through(site: EmulatedSite, scenario: Scenario, calls: int) -> None:
+    """Place call number ``calls`` of ``site`` as ``scenario`` says and check it."""
+    caller = site.caller(CALLER, presentation="private" if scenario.private else "number")
+    await caller.dial()
+    for question, keys in scenario.answers:
+        await caller.answer(question, keys)
+    assert await caller.until_line_hangs_up(timeout=120.0)
+    assert_heard(caller, scenario.heard)
+    record = await finished(site, calls)
+    assert record.answered_at is not None
+    scenario.check(record, site.store.remembered_bill(CALLER))
 
 
 @pytest.mark.parametrize("personality", [CONEXANT, USR])
 async def test_new_caller_then_returning_caller(site_for: SiteFactory, personality: str) -> None:
+    """The table's first two scenarios as one caller's two calls, on both chips:
+    the bill remembered on the first is offered on the second."""
+    first, second = SCENARIOS[:2]
+    assert second.remembered_before == first.remembered_after
     async with site_for(personality) as site:
-        caller = site.caller(CALLER)
-        await caller.dial()
-        await caller.answer("ask_bill_id", DEBT_BILL + "#")
-        await caller.answer("bill_entered_confirm", "1")
-        await caller.answer("offer_remember_bill", "1")
-        await caller.answer("offer_payment", "2")
-        assert await caller.until_line_hangs_up()
-        assert_heard(
-            caller,
-            [
-                "welcome",
-                "ask_bill_id",
-                *read_back(DEBT_BILL),
-                "offer_remember_bill",
-                "bill_saved",
-                *debt(DEBT),
-                "offer_payment",
-                "goodbye",
-            ],
-        )
-        record = await finished(site, 1)
-        assert record.states == (
-            "welcome",
-            "ask_bill",
-            "read_back_bill",
-            "offer_remember_bill",
-            "lookup",
-            "announce",
-            "offer_payment",
-            "goodbye",
-        )
-        assert (record.outcome, record.last_state) == ("not_paid", "goodbye")
-        assert (record.caller_number, record.bill_id) == (CALLER, DEBT_BILL)
-        assert record.amount_announced == DEBT and record.answered_at is not None
-        assert site.store.remembered_bill(CALLER) == DEBT_BILL
-
-        await caller.wait(1.0)
-        await caller.dial()
-        await caller.answer("remembered_bill_confirm", "1")
-        await caller.answer("offer_payment", "1")
-        assert await caller.until_line_hangs_up()
-        assert_heard(
-            caller,
-            [
-                "welcome",
-                *remembered(DEBT_BILL),
-                *debt(DEBT),
-                "offer_payment",
-                "payment_not_available",
-                "goodbye",
-            ],
-        )
-        record = await finished(site, 2)
-        assert record.states == (
-            "welcome",
-            "remembered_bill",
-            "lookup",
-            "announce",
-            "offer_payment",
-            "payment",
-            "goodbye",
-        )
-        assert record.outcome == "not_paid" and record.bill_id == DEBT_BILL
+        await call_through(site, first, calls=1)
+        await site.rig.phone(CALLER).wait(1.0)
+        await call_through(site, second, calls=2)
 
 
 # -- hanging up anywhere ----------------------------------------------------------------

@@ -89,12 +89,10 @@ class PaymentOutcome(StrEnum):
     RESULT_UNKNOWN = "result_unknown"
 
 
-class CallerLine(Protocol):
-    """The caller's line, as the relay uses it (a VoiceModem in a call)."""
+class _Listening(Protocol):
+    """A line in a call that the leg listens on (a VoiceModem)."""
 
     codec: str
-
-    async def play(self, audio: bytes, *, barge_in: bool = True) -> str | None: ...
 
     async def record(
         self,
@@ -104,21 +102,18 @@ class CallerLine(Protocol):
     ) -> str | None: ...
 
 
-class BankLine(Protocol):
-    """An outbound VoiceModem, as the leg drives it."""
+class CallerLine(_Listening, Protocol):
+    """The caller's line, as the relay uses it."""
 
-    codec: str
+    async def play(self, audio: bytes, *, barge_in: bool = True) -> str | None: ...
+
+
+class BankLine(_Listening, Protocol):
+    """An outbound line, as the leg drives it."""
 
     async def dial(self, number: str, timeout: float | None = None) -> str: ...
 
     async def send_dtmf(self, keys: str) -> None: ...
-
-    async def record(
-        self,
-        timeout: float,
-        on_audio: Callable[[np.ndarray], None],
-        stop: asyncio.Event | None = None,
-    ) -> str | None: ...
 
     async def hang_up(self) -> None: ...
 
