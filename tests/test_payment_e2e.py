@@ -85,7 +85,6 @@ class Paying:
 
     async def settled(self) -> tuple[CallRecord, list[PaymentRecord]]:
         site = self.site
-        calls = len([e for e in site.rig.exchange.events if e.event == "answered"])
         await site.wait_idle(calls=1, timeout=300.0)
         for line in range(len(site.lines)):
             await site.wait_idle(line=line, timeout=300.0)
@@ -93,7 +92,6 @@ class Paying:
             assert site.rig.exchange.line_state(number) == "idle", number
         assert site.daemon is not None and site.daemon.supervisor is not None
         assert site.daemon.supervisor.pool.free() == len(site.lines) - 1
-        assert calls >= 1
         record = site.last_call()
         payments = site.store.payments_of_calls([record.id]).get(record.id, [])
         return record, payments
