@@ -334,6 +334,40 @@ def test_detection_does_not_depend_on_chunking(cuts):
     assert events == DIALLED_EVENTS
 
 
+def clean_dialled_stream() -> np.ndarray:
+    """Keys between stretches of digital silence (exact zeros), as an emulated
+    line or a quiet digital trunk carries them."""
+    parts = [silence(0.3)]
+    for i, key in enumerate("3#7A"):
+        parts += [dtmf_tone(key, 0.045 + 0.01 * i, -14.0), silence(0.037 + 0.13 * i)]
+    parts += [tone([425], 0.35, -20.0), silence(0.2), tone([425], 0.2, -20.0), silence(0.3)]
+    return np.concatenate(parts).astype(np.float64)
+
+
+CLEAN = clean_dialled_stream()
+DITHER = np.random.default_rng(5).choice([-1.0, 1.0], size=len(CLEAN))
+"""One step of dither: the same stream with no digital silence anywhere."""
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, len(CLEAN)), max_size=30))
+def test_digital_silence_shortcut_changes_no_event(cuts):
+    # The detectors skip the maths on windows of exact zeros; a press that
+    # starts or ends inside a chunk of silence must be found at the same
+    # sample as in the dithered stream, which never takes the shortcut.
+    bounds = [0, *sorted(cuts), len(CLEAN)]
+    dtmf, tones = DtmfDetector(), ToneDetector(425.0)
+    events: list = []
+    for a, b in itertools.pairwise(bounds):
+        events += dtmf.feed(CLEAN[a:b]) + tones.feed(CLEAN[a:b])
+    reference = DtmfDetector().feed(CLEAN + DITHER)
+    reference += ToneDetector(425.0).feed(CLEAN + DITHER)
+    assert presses([e for e in reference if isinstance(e, DtmfEvent)]) == "3#7A"
+    assert [e.kind for e in reference if isinstance(e, ToneEvent)] == ["on", "off"] * 2
+    key = lambda e: (type(e).__name__, e.sample, e.kind)  # noqa: E731
+    assert sorted(events, key=key) == sorted(reference, key=key)
+
+
 def test_sample_by_sample_feeding_matches():
     det = DtmfDetector()
     part = DIALLED[:6000]

@@ -130,7 +130,27 @@ class _Windows:
         self._buf_start = -(self.size - self.hop)
         self._next_end = self.hop
         self.count = 0
+        self.silent = False
+        """Whether the windows of the last push were all exact zeros."""
+        self._zeros = self.size - self.hop  # trailing zero samples (the assumed silence first)
         self._none = (np.empty((0, self.size)), np.empty(0, dtype=np.int64))
+        self._silent_windows: dict[int, np.ndarray] = {}
+        self._zeros_kept = np.zeros(4 * self.size, dtype=np.float64)
+        self._zeros_kept.flags.writeable = False
+
+    def _zero_windows(self, m: int) -> np.ndarray:
+        windows = self._silent_windows.get(m)
+        if windows is None:
+            windows = np.zeros((m, self.size), dtype=np.float64)
+            windows.flags.writeable = False
+            if m <= 8:
+                self._silent_windows[m] = windows
+        return windows
+
+    def _zero_buf(self, length: int) -> np.ndarray:
+        if length <= len(self._zeros_kept):
+            return self._zeros_kept[:length]
+        return np.zeros(length, dtype=np.float64)
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows completed by ``samples`` (one per row) and their end indices.
@@ -139,23 +159,38 @@ class _Windows:
         detectors push one 20 ms frame at a time, and the general-purpose
         ``sliding_window_view`` cost more than the detection it fed.
         """
-        x = np.asarray(samples, dtype=np.float64).ravel()
-        self.count += len(x)
-        if len(x):
-            self._buf = np.concatenate((self._buf, x))
+        x = np.asarray(samples).ravel()
+        n = len(x)
+        self.count += n
+        if n and not x.any():
+            self._zeros += n
+            if self._zeros >= self.count - self._buf_start:
+                self._buf = self._zero_buf(self.count - self._buf_start)  # no copying zeros
+            else:
+                self._buf = np.concatenate((self._buf, np.zeros(n)))
+        elif n:
+            self._zeros = n - 1 - int(np.flatnonzero(x)[-1])
+            self._buf = np.concatenate((self._buf, x.astype(np.float64, copy=False)))
+        self.silent = False
         if self.count < self._next_end:
             return self._none
         m = (self.count - self._next_end) // self.hop + 1
-        first = self._next_end - self.size - self._buf_start
-        item = self._buf.itemsize
-        windows = np.ndarray(
-            (m, self.size),
-            dtype=np.float64,
-            buffer=self._buf,
-            offset=first * item,
-            strides=(self.hop * item, item),
-        )
-        windows.flags.writeable = False
+        first = self._next_end - self.size
+        # every window in digital silence (a quiet line, or an emulated one):
+        # a zero view, and the detectors skip the maths (see :attr:`silent`)
+        self.silent = first >= self.count - self._zeros
+        if self.silent:
+            windows = self._zero_windows(m)
+        else:
+            item = self._buf.itemsize
+            windows = np.ndarray(
+                (m, self.size),
+                dtype=np.float64,
+                buffer=self._buf,
+                offset=(first - self._buf_start) * item,
+                strides=(self.hop * item, item),
+            )
+            windows.flags.writeable = False
         ends = self._next_end + self.hop * np.arange(m, dtype=np.int64)
         self._next_end += m * self.hop
         keep_from = self._next_end - self.size
@@ -222,7 +257,7 @@ class DtmfDetector:
         windows, ends = self._win.push(samples)
         if len(ends) == 0:
             return []
-        if self._key is None and _too_quiet(windows, self._min_power):
+        if self._key is None and (self._win.silent or _too_quiet(windows, self._min_power)):
             self._cand = -1
             self._run += len(ends)
             return []
@@ -338,7 +373,7 @@ class ToneDetector:
         windows, ends = self._win.push(samples)
         if len(ends) == 0:
             return []
-        if not self._on and _too_quiet(windows, self._min_power):
+        if not self._on and (self._win.silent or _too_quiet(windows, self._min_power)):
             self._run = 0  # what every window below the level does while off
             return []
         power = _probe_power(windows, self._cos, self._sin).max(axis=1)
