@@ -123,6 +123,12 @@ class _Windows:
             raise ValueError(f"bad window {size} / hop {hop}")
         self.size = size
         self.hop = hop
+        # constants of the shape, reused on every push: frames are short and
+        # building these arrays anew cost as much as the silent path itself
+        self._steps = [hop * np.arange(m, dtype=np.int64) for m in range(9)]
+        self._silent_windows: dict[int, np.ndarray] = {}
+        self._zeros_kept = np.zeros(4 * size, dtype=np.float64)
+        self._zeros_kept.flags.writeable = False
         self.reset()
 
     def reset(self) -> None:
@@ -134,9 +140,9 @@ class _Windows:
         """Whether the windows of the last push were all exact zeros."""
         self._zeros = self.size - self.hop  # trailing zero samples (the assumed silence first)
         self._none = (np.empty((0, self.size)), np.empty(0, dtype=np.int64))
-        self._silent_windows: dict[int, np.ndarray] = {}
-        self._zeros_kept = np.zeros(4 * self.size, dtype=np.float64)
-        self._zeros_kept.flags.writeable = False
+
+    def _ends(self, m: int) -> np.ndarray:
+        return self._next_end + self.hop * np.arange(m, dtype=np.int64)
 
     def _zero_windows(self, m: int) -> np.ndarray:
         windows = self._silent_windows.get(m)
@@ -162,7 +168,7 @@ class _Windows:
         x = np.asarray(samples).ravel()
         n = len(x)
         self.count += n
-        if n and not x.any():
+        if n and not np.count_nonzero(x):
             self._zeros += n
             if self._zeros >= self.count - self._buf_start:
                 self._buf = self._zero_buf(self.count - self._buf_start)  # no copying zeros
@@ -191,7 +197,7 @@ class _Windows:
                 strides=(self.hop * item, item),
             )
             windows.flags.writeable = False
-        ends = self._next_end + self.hop * np.arange(m, dtype=np.int64)
+        ends = self._steps[m] + self._next_end if m < len(self._steps) else self._ends(m)
         self._next_end += m * self.hop
         keep_from = self._next_end - self.size
         self._buf = self._buf[keep_from - self._buf_start :]

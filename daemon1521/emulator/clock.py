@@ -147,9 +147,14 @@ class EmuClock(ClockBase):
             delay = deadline - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            else:
+            elif self.speed > 1:
                 # behind: catch up frame by frame, each as a flat-out one
                 await self._settle()
+            else:
+                # behind at real time: a host on real time needs no settling,
+                # and probing every modem per frame (a 128-line rack) would
+                # only deepen the lag it is catching up on
+                await asyncio.sleep(0)
 
 
 class Timer:

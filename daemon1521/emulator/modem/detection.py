@@ -81,7 +81,10 @@ class DetectionMixin:
         sds, sdi = (int(x) for x in self._params["+VSD"])
         if sdi == 0:
             return
-        level = power_dbm0(float(np.mean(frame.astype(np.float64) ** 2)))
+        if not np.count_nonzero(frame):
+            level = -np.inf  # digital silence, the common case: no arithmetic
+        else:
+            level = power_dbm0(float(np.mean(frame.astype(np.float64) ** 2)))
         threshold = SILENCE_THRESHOLD_DBM0 - (sds - 128) / 4
         if level >= threshold:
             self._sil_voice = True
