@@ -1,21 +1,29 @@
 """A full rack at real time: the daemon in its own process, the emulator in this one.
 
-This process runs the emulated exchange, N voice modems on pseudo-terminals
-and N scripted callers (daemon1521.testbed.load); the real daemon runs as
-``daemon1521 run --config FILE`` in a child process whose lines are the
-modems' stable pty links. Both run at real time. The callers go through the
-1521 flow up to the payment offer again and again (plain, barge-in,
-type-ahead, hang-up mid-call).
+This process runs the emulated exchange, N voice modems on pseudo-terminals,
+K more modems that are the daemon's outbound lines to the emulated telephone
+bank (one per 4 inbound lines by default), the bank itself and N scripted
+callers (daemon1521.testbed.load); the real daemon runs as ``daemon1521 run
+--config FILE`` in a child process whose lines are the modems' stable pty
+links, with its bank leg on. Both run at real time. The callers go through
+the 1521 flow again and again (plain, barge-in, type-ahead, hang-up
+mid-call) up to the payment offer; about one call in five accepts it and pays
+through the bank leg (now and then with a wrong PIN). The bank's ledger is
+checked against the payments the daemon recorded.
 
 What callers feel is measured at the emulated modems (ground truth at the
 line, daemon1521.emulator.meter): key-to-prompt latency, barge-in stop time,
-answer latency, transmit underruns. The daemon's cost is read from /proc:
-CPU (user + sys) per wall second, RSS (idle, steady, peak), open fds, and
-their slopes. The emulator's lag behind wall time says whether the test bed
+answer latency, transmit underruns. Keys the caller gives the bank are
+answered by the bank, so the bank leg's stretch of a call (hold audio, the
+bank's words relayed, 1521's outcome) is counted apart from 1521's prompts,
+and so are the outbound lines' own figures. The daemon's cost is read from
+/proc: CPU (user + sys) per wall second, RSS (idle, steady, peak), open fds,
+and their slopes. The emulator's lag behind wall time says whether the test bed
 kept up; a run where it did not is flagged.
 
-Run: ``.venv/bin/python benchmarks/rack.py --lines 8 --duration 60 [--json]``.
-Not a test: it prints figures and asserts nothing about speed. Linux only.
+Run: ``.venv/bin/python benchmarks/rack.py --lines 8 --duration 60 [--outbound K] [--json]``.
+Not a test: it prints figures and asserts nothing about speed; only a bank
+ledger that disagrees with the daemon's paid records makes it exit 1. Linux only.
 """
 
 from __future__ import annotations
@@ -40,13 +48,17 @@ from pathlib import Path
 from typing import Any
 
 from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
+from daemon1521.billing.store import Store
+from daemon1521.emulator.bank import TelephoneBank
+from daemon1521.emulator.bank_voice import bank_voice
 from daemon1521.emulator.meter import LineMeter, MeterFigures
 from daemon1521.emulator.modem import available_personalities
 from daemon1521.emulator.rig import Rig, wait_cancelled
 from daemon1521.logs import setup_logging
+from daemon1521.telebank.profile import load_profile
 from daemon1521.testbed.ears import Ears
-from daemon1521.testbed.load import LoadCallers
-from daemon1521.testbed.site import sample_bills
+from daemon1521.testbed.load import NO_OUTBOUND_LINE, LoadCallers, payable_bills
+from daemon1521.testbed.site import DemoBill, sample_bills
 
 PERSONALITIES = ("conexant-cx93001", "usr-5637")
 ANSWER_RING = 2
@@ -58,6 +70,15 @@ LAG_EVERY = 0.1
 LAG_LIMIT = 0.1
 """Worst lag (seconds) beyond which the test bed is said to have fallen behind."""
 READY_TIMEOUT = 60.0
+SETTLE_TIMEOUT = 60.0
+"""Seconds the daemon gets, once the callers are cut off, to end its calls: a bank
+leg whose caller hung up after the PIN stays for the bank's result."""
+INBOUND_PER_OUTBOUND = 4
+"""Default outbound lines: one per this many inbound lines, at least one."""
+PAY_CALL_SECONDS = 40.0
+"""Less than any paying call takes (about three minutes): bills to pay are seeded
+for every line paying back to back (each bill is paid once: the bank refuses a
+second time)."""
 BUSY = "1521 did not answer: busy"
 """Every line engaged (a caller per line redials while its last line clears):
 the exchange's busy, counted apart from failures."""
@@ -79,10 +100,12 @@ class ProcSample:
     wakeups: int
     """Voluntary context switches of the main thread: how often it slept and woke."""
     in_call: int
-    """Emulated lines off hook at the time (calls the daemon is serving)."""
+    """Emulated inbound lines off hook at the time (calls the daemon is serving)."""
+    legs: int = 0
+    """Outbound lines off hook at the time (bank legs of those calls)."""
 
 
-def read_proc(pid: int, in_call: int) -> ProcSample:
+def read_proc(pid: int, in_call: int, legs: int = 0) -> ProcSample:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
@@ -103,6 +126,7 @@ def read_proc(pid: int, in_call: int) -> ProcSample:
         fds,
         status["voluntary_ctxt_switches"],
         in_call,
+        legs,
     )
 
 
@@ -128,12 +152,31 @@ class RackRun:
     lines: int
     duration: float
     personalities: list[str]
+    outbound: int = 0
     idle: list[ProcSample] = field(default_factory=list)
     load: list[ProcSample] = field(default_factory=list)
     meter: MeterFigures = field(default_factory=MeterFigures)
+    """The inbound lines' meters: what 1521's callers feel."""
+    outbound_meter: MeterFigures = field(default_factory=MeterFigures)
+    """The outbound lines' meters: the daemon's side of the calls to the bank."""
     calls: Counter[str] = field(default_factory=Counter)
     styles: Counter[str] = field(default_factory=Counter)
     records: Counter[str] = field(default_factory=Counter)
+    payments: Counter[str] = field(default_factory=Counter)
+    """Payments as the callers heard them: paid, declined, failed."""
+    payments_why: Counter[str] = field(default_factory=Counter)
+    """Declined and failed payments by reason ("declined: wrong PIN")."""
+    daemon_payments: Counter[str] = field(default_factory=Counter)
+    """The daemon's payment records by result."""
+    daemon_paid: list[str] = field(default_factory=list)
+    """Tracking numbers of the daemon's paid records."""
+    ledger: list[str] = field(default_factory=list)
+    """Tracking numbers of the bank's debits."""
+    payments_cut: int = 0
+    """Calls cut at the end of the run after accepting the payment offer (what became
+    of their payments is in the daemon's records and the bank's ledger)."""
+    settled: bool = True
+    """Every line was idle again before the daemon was stopped."""
     lag_worst: float = 0.0
     lag_end: float = 0.0
     testbed_cpu: float = 0.0
@@ -141,15 +184,21 @@ class RackRun:
     daemon_exit: int | None = None
 
 
-def write_config(scratch: Path, rig: Rig) -> Path:
+def write_config(scratch: Path, rig: Rig, inbound: int) -> Path:
+    """The daemon's config: the first ``inbound`` modems answer 1521, the rest are
+    its outbound lines to the bank."""
     lines = "".join(
         f'\n[lines.line{i + 1}]\nport = "{modem.link}"\nrings = {ANSWER_RING}\n'
         f'label = "{personality}"\n'
+        if i < inbound
+        else f'\n[lines.bank{i + 1 - inbound}]\nport = "{modem.link}"\nrole = "outbound"\n'
+        f'label = "{personality}: the bank line"\n'
         for i, (modem, personality) in enumerate(zip(rig.modems, rig.personalities, strict=True))
     )
     path = scratch / "daemon1521.toml"
     path.write_text(
         f'[daemon]\ndrain_timeout = 5\n\n[store]\npath = "{scratch / "d.db"}"\n\n'
+        f"[telebank]\nenabled = true\n\n"
         f'[prompts]\ndir = "{scratch / "prompts"}"\n\n'
         f'[control]\nsocket = "{scratch / "c.sock"}"\n\n'
         f'[logging]\nlevel = "WARNING"\n{lines}'
@@ -161,13 +210,14 @@ def cli(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("daemon1521")), *args]
 
 
-def seed_store(scratch: Path) -> list[str]:
-    """Bills with a debt into the daemon's store; their IDs."""
+def seed_store(scratch: Path, to_pay: list[DemoBill]) -> list[str]:
+    """Bills with a debt, and the bills ``to_pay``, into the daemon's store; the IDs
+    of the former (callers who decline type them)."""
     bills = [b for b in sample_bills() if b.amount_rials > 0]
     csv = scratch / "bills.csv"
     csv.write_text(
         "bill_id,payment_id,amount\n"
-        + "".join(f"{b.bill_id},{b.payment_id},{b.amount_rials}\n" for b in bills)
+        + "".join(f"{b.bill_id},{b.payment_id},{b.amount_rials}\n" for b in [*bills, *to_pay])
     )
     subprocess.run(
         cli("bills", "import", str(csv), "--store", str(scratch / "d.db")),
@@ -190,24 +240,49 @@ async def control(config: Path, *args: str) -> Any:
     return json.loads(out)
 
 
-async def wait_ready(config: Path, daemon: asyncio.subprocess.Process, lines: int) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT + lines * 0.5
+async def all_idle(
+    config: Path, daemon: asyncio.subprocess.Process, lines: int, timeout: float
+) -> bool:
+    """Wait until the daemon shows all ``lines`` idle; False if they were not in time
+    (or the daemon exited)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if daemon.returncode is not None:
-            raise RuntimeError(f"the daemon exited with {daemon.returncode} while starting")
+            return False
         reply = await control(config, "status")
         if reply is not None:
             states = [line.get("state") for line in reply.get("lines", [])]
             if len(states) == lines and all(s == "idle" for s in states):
-                return
+                return True
         await asyncio.sleep(0.5)
-    raise RuntimeError("the daemon's lines did not all become idle in time")
+    return False
 
 
-async def sample_proc(pid: int, rig: Rig, into: list[ProcSample]) -> None:
+async def wait_ready(config: Path, daemon: asyncio.subprocess.Process, lines: int) -> None:
+    if not await all_idle(config, daemon, lines, READY_TIMEOUT + lines * 0.5):
+        if daemon.returncode is not None:
+            raise RuntimeError(f"the daemon exited with {daemon.returncode} while starting")
+        raise RuntimeError("the daemon's lines did not all become idle in time")
+
+
+def reading(pid: int, rig: Rig, inbound: int) -> ProcSample:
+    in_call = sum(1 for m in rig.modems[:inbound] if m.off_hook)
+    return read_proc(pid, in_call, sum(1 for m in rig.modems[inbound:] if m.off_hook))
+
+
+async def sample_proc(pid: int, rig: Rig, inbound: int, into: list[ProcSample]) -> None:
     while True:
-        into.append(read_proc(pid, sum(1 for m in rig.modems if m.off_hook)))
+        into.append(reading(pid, rig, inbound))
         await asyncio.sleep(SAMPLE_EVERY)
+
+
+def read_payments(store_path: Path, run: RackRun) -> None:
+    """The daemon's payment records, read from its database once it has stopped."""
+    with Store.open(store_path) as store:
+        for payment in store.recent_payments(limit=1_000_000):
+            run.daemon_payments[payment.result] += 1
+            if payment.result == "paid":
+                run.daemon_paid.append(payment.tracking or "(no tracking number)")
 
 
 class Lag:
@@ -237,25 +312,36 @@ async def watch_lag(lag: Lag, run: RackRun) -> None:
 
 async def rack(args: argparse.Namespace) -> RackRun:
     personalities = args.personality or list(PERSONALITIES)
-    ears = Ears(PromptLibrary(PromptCatalog("fa")))
-    run = RackRun(args.lines, args.duration, personalities)
+    outbound = args.outbound
+    if outbound is None:
+        outbound = max(1, args.lines // INBOUND_PER_OUTBOUND)
+    ears = Ears(PromptLibrary(PromptCatalog("fa")), [bank_voice()])
+    run = RackRun(args.lines, args.duration, personalities, outbound)
+    lines = args.lines + outbound
     with tempfile.TemporaryDirectory(prefix="d1521-rack-") as tmp:  # short: socket path limit
         scratch = Path(tmp)
-        bill_ids = seed_store(scratch)
-        rig = Rig(args.lines, personalities, speed=1.0, link_dir=scratch / "ports")
+        to_pay = payable_bills(round(args.lines * args.duration / PAY_CALL_SECONDS) + 10)
+        bill_ids = seed_store(scratch, to_pay)
+        rig = Rig(
+            args.lines, personalities, speed=1.0, link_dir=scratch / "ports", outbound=outbound
+        )
+        bank = TelephoneBank.on_exchange(rig.exchange, load_profile().dial.number)
         lag = Lag(rig)
         meters = [LineMeter(ANSWER_RING, behind=lag.behind) for _ in rig.modems]
         for modem, meter in zip(rig.modems, meters, strict=True):
             modem.meter = meter
-        config = write_config(scratch, rig)
+        config = write_config(scratch, rig, args.lines)
         async with rig:
+            bank.start()
             daemon = await asyncio.create_subprocess_exec(
                 *cli("run", "--config", str(config)), stdin=subprocess.DEVNULL
             )
             tasks: list[asyncio.Task[None]] = []
             try:
-                await wait_ready(config, daemon, args.lines)
-                tasks.append(asyncio.create_task(sample_proc(daemon.pid, rig, run.idle)))
+                await wait_ready(config, daemon, lines)
+                tasks.append(
+                    asyncio.create_task(sample_proc(daemon.pid, rig, args.lines, run.idle))
+                )
                 await asyncio.sleep(args.idle)
                 await wait_cancelled(tasks.pop())
                 callers = LoadCallers(
@@ -265,25 +351,36 @@ async def rack(args: argparse.Namespace) -> RackRun:
                     callers=args.lines,
                     stagger=min(0.5, args.ramp / args.lines),
                     seed=args.seed,
+                    bank=bank,
+                    pay_bills=[b.bill_id for b in to_pay],
                 )
                 cpu0, wall0 = time.process_time(), time.monotonic()
                 tasks.append(asyncio.create_task(watch_lag(lag, run)))
-                tasks.append(asyncio.create_task(sample_proc(daemon.pid, rig, run.load)))
+                tasks.append(
+                    asyncio.create_task(sample_proc(daemon.pid, rig, args.lines, run.load))
+                )
                 tasks.append(asyncio.create_task(callers.run()))
                 await asyncio.sleep(args.duration)
-                run.load.append(read_proc(daemon.pid, sum(1 for m in rig.modems if m.off_hook)))
+                run.load.append(reading(daemon.pid, rig, args.lines))
                 run.testbed_cpu = time.process_time() - cpu0
                 run.wall = time.monotonic() - wall0
-                cut = callers.in_progress
+                cut, cut_paying = callers.in_progress, callers.paying
                 for task in reversed(tasks):
                     await wait_cancelled(task)
                 tasks.clear()
                 for result in callers.results:
                     run.calls[result.ended] += 1
                     run.styles[result.style] += 1
+                    if result.payment is not None:
+                        run.payments[result.payment] += 1
+                        if result.payment != "paid":
+                            run.payments_why[f"{result.payment}: {result.payment_why}"] += 1
                 run.calls["cut at the end of the run"] += cut
+                run.payments_cut = cut_paying
                 for phone in rig.phones.values():
                     await phone.hang_up()
+                # calls cut off mid-payment end on the daemon's side (and the bank's)
+                run.settled = await all_idle(config, daemon, lines, SETTLE_TIMEOUT)
                 records = await control(config, "calls", "--limit", "1000")
                 for record in records or []:
                     run.records[record.get("outcome") or "in progress"] += 1
@@ -298,8 +395,13 @@ async def rack(args: argparse.Namespace) -> RackRun:
                         daemon.kill()
                         await daemon.wait()
                 run.daemon_exit = daemon.returncode
-        for meter in meters:
+                await bank.stop()
+        run.ledger = [debit.tracking for debit in bank.ledger]
+        read_payments(scratch / "d.db", run)
+        for meter in meters[: args.lines]:
             run.meter.merge(meter.figures)
+        for meter in meters[args.lines :]:
+            run.outbound_meter.merge(meter.figures)
     return run
 
 
@@ -337,7 +439,8 @@ def figures(run: RackRun) -> dict[str, Any]:
     idle_rss = statistics.median(s.rss for s in idle) if idle else load[0].rss
     steady_rss = statistics.median(s.rss for s in half)
     busy = statistics.fmean(s.in_call for s in half) if half else 0.0
-    m = run.meter
+    legs = statistics.fmean(s.legs for s in half) if half else 0.0
+    m, o = run.meter, run.outbound_meter
     done = run.calls.get("done", 0)
     all_busy = run.calls.get(BUSY, 0)
     failed = {
@@ -347,9 +450,13 @@ def figures(run: RackRun) -> dict[str, Any]:
     }
     return {
         "lines": run.lines,
+        "outbound_lines": run.outbound,
         "duration_s": round(run.wall, 1),
         "personalities": run.personalities,
-        "flow": "up to the payment offer (declined); no bank leg",
+        "flow": (
+            "up to the payment offer; about 1 call in 5 pays through the bank leg "
+            "(the emulated telephone bank), the others decline"
+        ),
         "calls": {
             "completed": done,
             "hung_up_by_caller": run.calls.get("caller hung up mid-call", 0),
@@ -371,6 +478,33 @@ def figures(run: RackRun) -> dict[str, Any]:
             "gap_ms": round(1000 * m.underrun_samples / 8000, 1),
             "prompts": m.prompts,
         },
+        "payments": {
+            "attempted": sum(run.payments.values()) + run.payments_cut,
+            "cut_at_end": run.payments_cut,
+            "paid": run.payments.get("paid", 0),
+            "declined": run.payments.get("declined", 0),
+            "failed": run.payments.get("failed", 0),
+            "no_outbound_line_free": run.payments_why.get(f"failed: {NO_OUTBOUND_LINE}", 0),
+            "why": dict(run.payments_why),
+            "daemon_records": dict(run.daemon_payments),
+            "bank_debits": len(run.ledger),
+            "daemon_paid": len(run.daemon_paid),
+            "ledger_agrees": sorted(run.ledger) == sorted(run.daemon_paid),
+            "lines_idle_before_stop": run.settled,
+        },
+        "bank_leg": {
+            "key_to_bank_audio_ms": spread_ms(m.relay_key_to_audio),
+            "barge_in_stop_ms": spread_ms(m.relay_barge_in_stop),
+            "streams": m.relay_streams,
+            "underruns": m.relay_underruns,
+            "while_test_bed_behind": m.relay_underruns_behind,
+            "gap_ms": round(1000 * m.relay_underrun_samples / 8000, 1),
+        },
+        "outbound_lines_meter": {
+            "streams": o.prompts + o.relay_streams,
+            "underruns": o.underruns + o.relay_underruns,
+            "gap_ms": round(1000 * (o.underrun_samples + o.relay_underrun_samples) / 8000, 1),
+        },
         "emulator": {
             "lag_worst_ms": round(1000 * run.lag_worst, 1),
             "lag_end_ms": round(1000 * run.lag_end, 1),
@@ -381,6 +515,7 @@ def figures(run: RackRun) -> dict[str, Any]:
             "cpu_idle_pct": round(100 * idle_cpu, 2),
             "cpu_load_pct": round(100 * load_cpu, 2),
             "lines_in_call_mean": round(busy, 1),
+            "bank_legs_mean": round(legs, 1),
             "cpu_per_line_in_call_pct": (
                 round(100 * in_call_cpu / line_seconds, 3) if line_seconds > 0 else None
             ),
@@ -420,8 +555,13 @@ def print_table(f: dict[str, Any]) -> None:
         return f"p50 {d['p50']}  p99 {d['p99']}  max {d['max']} ms  (n={d['n']})"
 
     c, d, e, u = f["calls"], f["daemon"], f["emulator"], f["underruns"]
+    p, b, o = f["payments"], f["bank_leg"], f["outbound_lines_meter"]
     rows = [
-        ("lines", f"{f['lines']} ({', '.join(f['personalities'])}), {f['duration_s']} s"),
+        (
+            "lines",
+            f"{f['lines']} ({', '.join(f['personalities'])}) and {f['outbound_lines']} "
+            f"outbound, {f['duration_s']} s",
+        ),
         ("flow", f["flow"]),
         (
             "calls",
@@ -431,6 +571,15 @@ def print_table(f: dict[str, Any]) -> None:
         ),
         ("failed, why", json.dumps(c["failed_why"], ensure_ascii=False) if c["failed"] else "-"),
         ("daemon records", json.dumps(c["daemon_records"])),
+        (
+            "payments",
+            f"{p['attempted']} attempted: {p['paid']} paid, {p['declined']} declined, "
+            f"{p['failed']} failed ({p['no_outbound_line_free']} found no outbound line free), "
+            f"{p['cut_at_end']} cut at the end; the daemon's records "
+            f"{json.dumps(p['daemon_records'])}",
+        ),
+        ("payments, why", json.dumps(p["why"], ensure_ascii=False) if p["why"] else "-"),
+        ("bank ledger", ledger_row(p)),
         ("key to prompt", lat(f["key_to_prompt_ms"])),
         ("barge-in stop", lat(f["barge_in_stop_ms"])),
         ("ring to off-hook", lat(f["ring_to_off_hook_ms"])),
@@ -442,6 +591,18 @@ def print_table(f: dict[str, Any]) -> None:
             f"({u['prompt_ends_short']} prompts ended mid-frame: not gaps)",
         ),
         (
+            "bank leg",
+            f"key to the bank's answer {lat(b['key_to_bank_audio_ms'])}; "
+            f"{b['underruns']} underruns ({b['gap_ms']} ms of gap, "
+            f"{b['while_test_bed_behind']} while the test bed lagged) in {b['streams']} "
+            "streams (hold, the bank relayed, the outcome): not in the rows above",
+        ),
+        (
+            "outbound lines",
+            f"{o['underruns']} underruns ({o['gap_ms']} ms of gap) in {o['streams']} streams "
+            "the daemon sent the bank: not 1521's prompts",
+        ),
+        (
             "emulator",
             f"lag worst {e['lag_worst_ms']} ms, end {e['lag_end_ms']} ms "
             f"({'kept real time' if e['kept_real_time'] else 'FELL BEHIND: figures suspect'}); "
@@ -451,7 +612,7 @@ def print_table(f: dict[str, Any]) -> None:
             "daemon CPU",
             f"idle {d['cpu_idle_pct']} %, under load {d['cpu_load_pct']} % of a core; "
             f"{d['cpu_per_line_in_call_pct']} % per line in a call "
-            f"({d['lines_in_call_mean']} in calls on average); "
+            f"({d['lines_in_call_mean']} in calls, {d['bank_legs_mean']} bank legs on average); "
             f"{d['wakeups_per_line_second']} wake-ups per line-second in a call",
         ),
         (
@@ -470,9 +631,20 @@ def print_table(f: dict[str, Any]) -> None:
         print(f"{name:<18} {value}")
 
 
+def ledger_row(p: dict[str, Any]) -> str:
+    row = f"{p['bank_debits']} debits; the daemon recorded {p['daemon_paid']} paid: "
+    if p["ledger_agrees"]:
+        row += "they agree"
+    else:
+        row += "MISMATCH: THE BANK'S LEDGER AND THE DAEMON'S RECORDS DISAGREE"
+    if not p["lines_idle_before_stop"]:
+        row += " (a line was still busy when the daemon was stopped)"
+    return row
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=8, help="modem lines and callers (default 8)")
+    parser.add_argument("--lines", type=int, default=8, help="1521 lines and callers (default 8)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument(
@@ -485,10 +657,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ramp", type=float, default=20.0, help="seconds over which callers start (default 20)"
     )
+    parser.add_argument(
+        "--outbound",
+        type=int,
+        default=None,
+        help=f"the daemon's outbound lines to the bank (default: one per "
+        f"{INBOUND_PER_OUTBOUND} lines, at least 1)",
+    )
     parser.add_argument("--seed", type=int, default=1521)
     args = parser.parse_args(argv)
     if args.lines < 1 or args.duration < 2 or args.idle < 1 or args.ramp < 0:
         parser.error("--lines >= 1, --duration >= 2, --idle >= 1, --ramp >= 0")
+    if args.outbound is not None and args.outbound < 0:
+        parser.error("--outbound >= 0")
     return args
 
 
@@ -508,6 +689,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(result, ensure_ascii=False))
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
+    payments = result["payments"]
+    if not payments["ledger_agrees"]:
+        print(
+            f"rack.py: the bank's ledger has {payments['bank_debits']} debits, the daemon "
+            f"recorded {payments['daemon_paid']} paid payments: they must agree",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

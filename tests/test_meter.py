@@ -58,3 +58,31 @@ def test_a_dry_spell_counts_only_when_audio_follows():
     meter.on_stream_stopped()  # the prompt's last frame was short: not a gap
     figures = meter.figures
     assert (figures.underruns, figures.underrun_samples, figures.tails) == (1, 200, 1)
+
+
+def test_keys_and_streams_while_the_call_is_relayed_are_counted_apart():
+    t = FakeTime()
+    meter = LineMeter(now=t)
+    meter.on_key()  # the key that accepts the payment: the host answers it
+    t.now += 0.01
+    meter.relayed = True
+    meter.on_stream_audio()  # the host's "connecting" prompt, in the relayed stretch
+    meter.on_stream_stopped()
+    meter.on_key()  # a card digit: the bank answers it, through the relay
+    t.now += 1.5
+    meter.on_stream_audio()
+    meter.on_starved(80, new=True)
+    meter.on_resumed()
+    meter.on_key()  # during the bank's words
+    t.now += 0.02
+    meter.on_stream_stopped()
+    meter.on_hang_up()  # the relay ends with the call
+    assert not meter.relayed
+    figures = meter.figures
+    assert [round(x, 3) for x in figures.key_to_prompt] == [0.01]
+    assert [round(x, 3) for x in figures.relay_key_to_audio] == [1.5]
+    assert [round(x, 3) for x in figures.relay_barge_in_stop] == [0.02]
+    assert figures.barge_in_stop == []
+    assert (figures.prompts, figures.relay_streams) == (0, 2)
+    assert figures.underruns == 0
+    assert (figures.relay_underruns, figures.relay_underrun_samples) == (1, 80)

@@ -15,6 +15,14 @@ while a prompt plays is a barge-in; the meter times it to the moment the
 playback stopped (buffer cleared or stream ended). Prompts that ignore keys
 would count their remaining length there, so load scripts only press keys
 where the flow allows barge-in.
+
+A call can also be relayed to a third party: the daemon's bank leg plays the
+telephone bank's words on this line and passes the caller's keys on to it.
+Keys then are answered by the bank, not by the host's prompts. The chip
+cannot tell, so whoever knows (the test bed's caller, talking to the bank)
+sets :attr:`LineMeter.relayed` for that stretch of the call: keys pressed
+meanwhile, the streams that start meanwhile and their underruns are counted
+apart (``relay_*``), not as the host's key-to-prompt or prompt figures.
 """
 
 from __future__ import annotations
@@ -47,6 +55,16 @@ class MeterFigures:
     plays frames in a burst to catch up, faster than any host paces its audio."""
     prompts: int = 0
     """Transmit streams that carried audio (prompts, or parts of one)."""
+    relay_key_to_audio: list[float] = field(default_factory=list)
+    """Keys pressed while the call was relayed, to the next stream (the third
+    party's answer, relayed): not the host's key-to-prompt."""
+    relay_barge_in_stop: list[float] = field(default_factory=list)
+    relay_streams: int = 0
+    """Transmit streams that started while the call was relayed (of :attr:`prompts`'s
+    kind, counted apart from it)."""
+    relay_underruns: int = 0
+    relay_underrun_samples: int = 0
+    relay_underruns_behind: int = 0
 
     def merge(self, other: MeterFigures) -> None:
         self.key_to_prompt += other.key_to_prompt
@@ -59,6 +77,12 @@ class MeterFigures:
         self.underruns_behind += other.underruns_behind
         self.tails += other.tails
         self.prompts += other.prompts
+        self.relay_key_to_audio += other.relay_key_to_audio
+        self.relay_barge_in_stop += other.relay_barge_in_stop
+        self.relay_streams += other.relay_streams
+        self.relay_underruns += other.relay_underruns
+        self.relay_underrun_samples += other.relay_underrun_samples
+        self.relay_underruns_behind += other.relay_underruns_behind
 
 
 class LineMeter:
@@ -75,11 +99,16 @@ class LineMeter:
         self._now = now
         self._behind = behind
         self.figures = MeterFigures()
+        self.relayed = False
+        """The call is relayed to a third party now (set from outside; see the module)."""
         self._rings: list[float] = []
         self._lifted_at: float | None = None
         self._answer_key_at: float | None = None
+        self._answer_key_relayed = False
         self._barge_at: float | None = None
+        self._barge_relayed = False
         self._playing = False
+        self._stream_relayed = False
         self._gap = (0, 0, False)  # a dry spell not yet known to be mid-prompt
 
     # -- hooks the chip calls ---------------------------------------------------
@@ -102,16 +131,25 @@ class LineMeter:
         """A key-down event was handed to the host."""
         now = self._now()
         self._answer_key_at = now
+        self._answer_key_relayed = self.relayed
         if self._playing and self._barge_at is None:
             self._barge_at = now
+            self._barge_relayed = self.relayed
 
     def on_stream_audio(self) -> None:
         """The first audio byte of a transmit stream arrived from the host."""
         now = self._now()
         self._playing = True
-        self.figures.prompts += 1
+        self._stream_relayed = self.relayed
+        if self._stream_relayed:
+            self.figures.relay_streams += 1
+        else:
+            self.figures.prompts += 1
         if self._answer_key_at is not None:
-            self.figures.key_to_prompt.append(now - self._answer_key_at)
+            if self._answer_key_relayed:
+                self.figures.relay_key_to_audio.append(now - self._answer_key_at)
+            else:
+                self.figures.key_to_prompt.append(now - self._answer_key_at)
         self._answer_key_at = None
         if self._lifted_at is not None and self.figures.ring_to_off_hook:
             self.figures.off_hook_to_audio.append(now - self._lifted_at)
@@ -128,7 +166,11 @@ class LineMeter:
             return
         self._playing = False
         if self._barge_at is not None:
-            self.figures.barge_in_stop.append(self._now() - self._barge_at)
+            stop = self._now() - self._barge_at
+            if self._barge_relayed:
+                self.figures.relay_barge_in_stop.append(stop)
+            else:
+                self.figures.barge_in_stop.append(stop)
             self._barge_at = None
 
     def on_starved(self, samples: int, new: bool) -> None:
@@ -143,13 +185,21 @@ class LineMeter:
     def on_resumed(self) -> None:
         """Audio flows again after a dry spell: that was a gap the caller heard."""
         count, missing, behind = self._gap
-        self.figures.underruns += count
-        self.figures.underrun_samples += missing
-        if behind:
-            self.figures.underruns_behind += count
+        figures = self.figures
+        if self._stream_relayed:
+            figures.relay_underruns += count
+            figures.relay_underrun_samples += missing
+            if behind:
+                figures.relay_underruns_behind += count
+        else:
+            figures.underruns += count
+            figures.underrun_samples += missing
+            if behind:
+                figures.underruns_behind += count
         self._gap = (0, 0, False)
 
     def on_hang_up(self) -> None:
         self._gap = (0, 0, False)
         self._playing = False
+        self.relayed = False  # the relay ends with the call
         self._answer_key_at = self._barge_at = self._lifted_at = None

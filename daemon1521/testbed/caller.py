@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -56,12 +56,22 @@ class Caller:
         listening costs little: recognition runs in the event loop, and a
         busy loop would make the emulated line lag the driver's clock.
         """
+        await self.hear_one_of((prompt,), timeout)
+
+    async def hear_one_of(
+        self, prompts: Sequence[str], timeout: float = 60.0, *, or_call_ends: bool = False
+    ) -> str | None:
+        """As :meth:`hear`, for whichever of ``prompts`` ends what was heard first;
+        its name. With ``or_call_ends``, None once the far end has cleared
+        instead (what was said before is in :meth:`audio`)."""
         heard_end = self.mark
         last_sound: int | None = None
         judged = -1
         waited = 0.0
         quiet = round(QUIET_SECONDS * SAMPLE_RATE)
         while waited < timeout:
+            if or_call_ends and self.phone.state != "connected":
+                return None
             audio = self.phone.heard
             loud = np.flatnonzero(np.abs(audio[heard_end:].astype(np.int32)) > SILENCE_PEAK)
             if len(loud):
@@ -69,12 +79,14 @@ class Caller:
             heard_end = len(audio)
             if last_sound is not None and last_sound != judged and heard_end - last_sound >= quiet:
                 judged = last_sound
-                if self.site.ears.ends_with(prompt, audio[self.mark : heard_end]):
-                    self.mark = heard_end
-                    return
+                for prompt in prompts:
+                    if self.site.ears.ends_with(prompt, audio[self.mark : heard_end]):
+                        self.mark = heard_end
+                        return prompt
             await self.phone.wait(POLL_SECONDS)
             waited += POLL_SECONDS
-        raise AssertionError(f"{self.phone.number} never heard {prompt!r}")
+        shown = prompts[0] if len(prompts) == 1 else " or ".join(prompts)
+        raise AssertionError(f"{self.phone.number} never heard {shown!r}")
 
     async def press(self, keys: str, shown: str | None = None) -> None:
         """Press keys; what the line plays from the first key on counts as new.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -95,6 +95,24 @@ class Ears:
             return False  # something else was heard after it
         played = sound_end - last.start
         return last.complete or played >= FULL_LENGTH * len(recording) / SAMPLE_RATE
+
+    def spotter(self, prompts: Sequence[str]) -> Callable[[np.ndarray], list[str]]:
+        """A function naming which of ``prompts`` a stretch of audio holds, in order
+        (played in full, or nearly: see :meth:`ends_with`): a recogniser of those
+        few only, quick enough to run during a call. Build it before the calls:
+        building takes a while."""
+        given = {self._alias[name]: name for name in reversed(prompts)}
+        recogniser = PromptRecognizer({name: self.recordings[name] for name in given})
+        least = {name: FULL_LENGTH * len(self.recordings[name]) / SAMPLE_RATE for name in given}
+
+        def spot(audio: np.ndarray) -> list[str]:
+            return [
+                given[h.name]
+                for h in recogniser.transcribe(audio)
+                if h.name is not None and (h.complete or h.end - h.start >= least[h.name])
+            ]
+
+        return spot
 
     def text(self, name: str) -> str:
         return self._library[name].catalog.text(name)
