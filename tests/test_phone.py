@@ -79,6 +79,25 @@ async def test_heard_is_everything_received_off_hook_and_read_only(exchange):
     assert np.array_equal(a.heard[:before], heard)  # earlier views stay valid
 
 
+async def test_forget_heard_between_calls_and_the_next_call_is_heard_from_zero(exchange):
+    a = Phone.on(exchange, A, recordings=PROMPTS)
+    b = Phone.on(exchange, B)
+    await call(a, b)
+    b.say(PROMPTS["welcome"])
+    await a.wait(2.0)
+    with pytest.raises(RuntimeError, match="off hook"):
+        a.forget_heard()
+    await a.hang_up()
+    assert len(a.heard) > RATE
+    a.forget_heard()
+    assert len(a.heard) == 0
+    await b.hang_up()
+    await call(a, b)
+    b.say(PROMPTS["goodbye"])
+    assert await a.wait_heard("goodbye", timeout=5.0)
+    assert [h.name for h in a.transcript() if h.name] == ["goodbye"]  # not the welcome
+
+
 async def test_wait_for_silence(exchange):
     a = Phone.on(exchange, A)
     b = Phone.on(exchange, B)

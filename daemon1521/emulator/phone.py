@@ -143,6 +143,15 @@ class Phone(Endpoint):
         """All audio received while off hook, in order (read-only int16)."""
         return self._tape.view()
 
+    def forget_heard(self) -> None:
+        """Drop the tape of what was heard (on hook only): a phone that calls
+        again and again for hours (a load run) would otherwise keep 16 KB a
+        second of line audio for good. Offsets into :attr:`heard` start over."""
+        if self.off_hook:
+            raise RuntimeError("forget_heard() while off hook: the call is still being heard")
+        self._tape = _Tape()
+        self._sound_end = self._lifted_at = 0
+
     def transcript(self) -> list[Heard]:
         """Recordings recognised in everything heard so far."""
         return self._need_recogniser().transcribe(self.heard)
