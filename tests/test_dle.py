@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +15,7 @@ from daemon1521.modem.dle import (
     END_DUPLEX,
     END_TX,
     ETX,
+    CodeSpotter,
     DleDecoder,
     DleEvent,
     shield,
@@ -178,3 +181,50 @@ def test_until_etx_split_matches_whole(data: bytes, cut: int) -> None:
 
     cut = min(cut, len(data))
     assert run([data[:cut], data[cut:]]) == run([data])
+
+
+# --- spotting codes in batched reads -----------------------------------------------
+
+_DLE_HEAVY = st.binary(min_size=2, max_size=200).map(
+    lambda raw: bytes(0x10 if b % 3 == 0 else b for b in raw)  # runs of DLE, pairs, codes
+)
+
+
+def _code_ends(stream: bytes) -> list[int]:
+    """Index of the byte that completes each DLE code (DLE + non-DLE), by a byte walk."""
+    ends, i = [], 0
+    while i < len(stream) - 1:
+        if stream[i] == 0x10:
+            if stream[i + 1] != 0x10:
+                ends.append(i + 1)
+            i += 2
+        else:
+            i += 1
+    return ends
+
+
+@settings(max_examples=1000)
+@given(_DLE_HEAVY, st.lists(st.integers(0, 200), max_size=40))
+def test_code_spotter_is_never_late_wherever_the_stream_is_split(stream, cuts):
+    spotter = CodeSpotter()
+    bounds = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
+    flagged = []  # (first, last) byte indices of each chunk said to hold a code
+    for a, b in itertools.pairwise(bounds):
+        if spotter.feed(stream[a:b]):
+            flagged.append((a, b))
+    for end in _code_ends(stream):
+        # the chunk that completes the code, or the one before it (a DLE at
+        # its end), was flagged
+        assert any(a <= end < b or (b == end and stream[end - 1] == 0x10) for a, b in flagged)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400), st.lists(st.integers(0, 800), max_size=12))
+def test_code_spotter_stays_quiet_on_shielded_audio(audio, cuts):
+    stream = shield(audio)
+    spotter = CodeSpotter()
+    bounds = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
+    for a, b in itertools.pairwise(bounds):
+        if spotter.feed(stream[a:b]):
+            # only a split shielded pair (its DLE ends the chunk) may be taken for one
+            assert stream[b - 1] == 0x10, (stream[a:b], a, b)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from daemon1521.clock import LoopClock
 from daemon1521.modem.errors import PortClosed, PortError
 from daemon1521.modem.transport import (
     FdPort,
@@ -102,6 +103,68 @@ async def test_pty_bytes_both_ways(peer: PtyPeer) -> None:
         peer.write(EVERY_BYTE[::-1])
         assert await read_exactly(port, 256) == EVERY_BYTE[::-1]
     assert port.closed
+
+
+AUDIO = b"\x7f" * 160 + b"\x10\x10"  # 20 ms of silence and a shielded DLE
+
+
+async def test_batched_reads_hold_audio_and_hand_dle_codes_over_at_once(peer: PtyPeer) -> None:
+    async with await open_port(peer.path) as port:
+        peer.release_slave()
+        # a batch far longer than the test: whatever comes early came for a code
+        port.batch_reads(30.0, LoopClock().call_later)
+        reading = asyncio.create_task(port.read())
+        for _ in range(5):
+            peer.write(AUDIO)
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert not reading.done()
+        # a DLE ending a chunk may begin a code: handed over (early, never late)
+        peer.write(b"\x7f\x10")
+        data = await asyncio.wait_for(reading, 10.0)
+        reading = asyncio.create_task(port.read())
+        peer.write(b"\x10" + b"\x7f" * 20)  # it was a shielded DLE: held again
+        await asyncio.sleep(0.2)
+        assert not reading.done()
+        peer.write(b"\x7f\x105")  # a key
+        data += await asyncio.wait_for(reading, 10.0)
+        while len(data) < 5 * len(AUDIO) + 26:
+            data += await asyncio.wait_for(port.read(), 10.0)
+        assert data == AUDIO * 5 + b"\x7f\x10\x10" + b"\x7f" * 20 + b"\x7f\x105"
+        # held bytes go at once when batching stops (a stream ending)
+        reading = asyncio.create_task(port.read())
+        peer.write(b"\x7f" * 10)
+        await asyncio.sleep(0.2)
+        assert not reading.done()
+        port.batch_reads(0)
+        assert await asyncio.wait_for(reading, 10.0) == b"\x7f" * 10
+
+
+async def test_a_batch_is_handed_over_when_due(peer: PtyPeer) -> None:
+    async with await open_port(peer.path) as port:
+        peer.release_slave()
+        port.batch_reads(0.5, LoopClock().call_later)
+        reading = asyncio.create_task(port.read())
+        for _ in range(3):
+            peer.write(AUDIO)
+            await asyncio.sleep(0.01)
+        data = await asyncio.wait_for(reading, 10.0)
+        while len(data) < 3 * len(AUDIO):
+            data += await asyncio.wait_for(port.read(), 10.0)
+        assert data == AUDIO * 3
+
+
+async def test_a_hang_up_during_a_batch_delivers_the_bytes_before_it(peer: PtyPeer) -> None:
+    async with await open_port(peer.path) as port:
+        peer.release_slave()
+        port.batch_reads(30.0, LoopClock().call_later)
+        reading = asyncio.create_task(port.read())
+        peer.write(AUDIO)
+        await asyncio.sleep(0.1)
+        peer.close()
+        assert await asyncio.wait_for(reading, 10.0) == AUDIO
+        with pytest.raises(PortClosed):
+            await asyncio.wait_for(port.read(), 10.0)
 
 
 async def test_dtr_pulse_is_refused_on_a_pty(peer: PtyPeer) -> None:

@@ -502,15 +502,19 @@ class AtEngine:
             raise AtError(cmd, final.code, lines)
         return response
 
-    def stream(self, cmd: str, *, timeout: float = 5.0, receive: bool = False) -> DataStream:
+    def stream(
+        self, cmd: str, *, timeout: float = 5.0, receive: bool = False, batch: float = 0.0
+    ) -> DataStream:
         """A voice data stream: ``async with engine.stream("AT+VTX") as s: ...``.
 
         ``receive``: the modem sends audio (``+VRX``, ``+VTR``); the stream is
         then ended with ``DLE !`` (or the caller's end code) and runs until the
         modem's ``DLE ETX``. Without it (``+VTX``), the stream ends with
         ``DLE ETX`` and the modem's final result follows directly.
+        ``batch``: a receive stream's audio may come in pieces this many
+        seconds apart (DLE codes still at once; :meth:`Port.batch_reads`).
         """
-        return DataStream(self, cmd, timeout=timeout, receive=receive)
+        return DataStream(self, cmd, timeout=timeout, receive=receive, batch=batch)
 
     async def _exchange(self, cmd: str, timeout: float) -> tuple[FinalResult, list[str]]:
         """Send a command and wait for its final; the caller holds the lock."""
@@ -640,6 +644,7 @@ class AtEngine:
             if stream is not None and stream._connected and stream.final is None:
                 if item.code == "ETX":
                     stream._modem_done = True
+                    stream._unbatch()
                 stream._put(item)
             elif item.code == "R":
                 self._on_ring(Ring("DLE R", via_dle=True))
@@ -736,11 +741,14 @@ class DataStream:
     refused instead of reaching the modem as commands.
     """
 
-    def __init__(self, engine: AtEngine, cmd: str, *, timeout: float, receive: bool) -> None:
+    def __init__(
+        self, engine: AtEngine, cmd: str, *, timeout: float, receive: bool, batch: float = 0.0
+    ) -> None:
         self._engine = engine
         self.command = cmd
         self.timeout = timeout
         self.receive = receive
+        self.batch = batch if receive else 0.0
         self.end_code = ABORT_RX if receive else END_TX
         self.abort_code = ABORT_RX if receive else CANCEL_TX + END_TX
         self.lines: list[str] = []
@@ -804,10 +812,17 @@ class DataStream:
                     if isinstance(problem, asyncio.CancelledError):
                         raise
         finally:
+            self._unbatch()
             engine._parser.end_data()
             engine._stream = None
             self._entered = False
             engine._lock.release()
+
+    def _unbatch(self) -> None:
+        """Every byte at once again: the stream is ending, and what follows
+        (DLE ETX, the final result, command replies) is waited for."""
+        if self.batch:
+            self._engine.port.batch_reads(0.0)
 
     # -- data ------------------------------------------------------------------
 
@@ -885,6 +900,7 @@ class DataStream:
         assert self._done is not None
         if self.final is None and not self._finishing:
             self._finishing = True
+            self._unbatch()
             if not self._modem_done:
                 await engine.port.write(code)
             if not self.receive:
@@ -910,7 +926,11 @@ class DataStream:
                 # the same read (a stray DLE u...) already belongs to the stream
                 self._connected = final.code == "CONNECT"
                 self._connect.set_result(final)
+                if self._connected and self.batch:
+                    engine = self._engine
+                    engine.port.batch_reads(self.batch, engine.clock.call_later)
             return
+        self._unbatch()
         self.final = final
         self._modem_done = True
         if self._done is not None and not self._done.done():

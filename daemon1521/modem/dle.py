@@ -61,6 +61,31 @@ def shield(audio: bytes) -> bytes:
     return audio.replace(DLE, DLE + DLE)
 
 
+class CodeSpotter:
+    """Says, chunk by chunk, whether a stream from the modem holds a DLE code
+    (DLE and anything but DLE): what a reader that batches audio must not
+    hold back. Whole chunks are searched in C; audio is never walked byte by
+    byte. A DLE ending a chunk is judged with the next chunk's first byte,
+    and counts as a code at once (it may be one): never late, rarely early.
+    """
+
+    def __init__(self) -> None:
+        self._open = False  # the stream so far ends in an unpaired DLE
+
+    def feed(self, data: bytes) -> bool:
+        if self._open:
+            self._open = False
+            if not data.startswith(DLE):
+                return bool(data)  # the pending DLE began a code
+            data = data[1:]  # it was a shielded DLE
+        if DLE not in data:
+            return False
+        rest = data.replace(DLE + DLE, b"")
+        if rest.endswith(DLE):
+            self._open = True
+        return DLE in rest
+
+
 class DleDecoder:
     """Incremental decoder of a modem-to-host DLE-shielded stream.
 

@@ -235,10 +235,15 @@ class Pacing(_Section):
     chunk_ms: int = 100
     max_queued_ms: int = 300
     transmit_buffer: int = 1024  # bytes
+    receive_batch_ms: int = 100
+    """While only keys are awaited, received audio is handed to the driver at
+    most this often (keys, as DLE codes, at once); 0: every chunk as it comes."""
 
     def __post_init__(self) -> None:
         if self.transmit_buffer <= 0:
             raise ValueError("transmit_buffer must be positive")
+        if not 0 <= self.receive_batch_ms <= 500:
+            raise ValueError("receive_batch_ms must be 0-500")
 
 
 class Timeouts(_Section):

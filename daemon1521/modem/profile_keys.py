@@ -69,6 +69,10 @@ KEYS: dict[str, str] = {
     "pacing.max_queued_ms": "Most audio ahead of the line during playback, so a key press "
     "cuts the prompt at once.",
     "pacing.transmit_buffer": "The chip's transmit buffer in bytes; never more is queued.",
+    "pacing.receive_batch_ms": (
+        "While only keys are awaited, received audio is taken at most this often "
+        "(keys, as DLE codes, at once); 0 takes every chunk."
+    ),
     "timeouts.command": "Seconds for an ordinary command's final result.",
     "timeouts.reset": "Seconds for the reset command.",
     "timeouts.answer": "Seconds for each answer command.",

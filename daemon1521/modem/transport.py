@@ -33,9 +33,13 @@ import serial.serialposix
 from loguru import logger
 from serial.tools import list_ports
 
+from daemon1521.modem.dle import CodeSpotter
 from daemon1521.modem.errors import PortClosed, PortError
 
 READ_SIZE = 65536
+BATCH_BYTES_MAX = 4096
+"""Batched reads are handed over once this much has come, whatever the time."""
+CallLater = Callable[[float, Callable[[], None]], Any]
 RX_BUFFER_LIMIT = 1 << 20  # a thread port stops reading when this much is unread
 POLL_S = 0.05  # how often blocking backends look at the stop flag
 DRAIN_POLL_S = 0.005
@@ -103,6 +107,18 @@ class Port(abc.ABC):
     async def close(self) -> None:
         """Release the port; safe to call twice. Pending reads raise PortClosed."""
 
+    def batch_reads(self, seconds: float, call_later: CallLater | None = None) -> None:
+        """Hand received bytes over at most every ``seconds`` (``call_later`` on
+        the caller's clock), at once when they hold a DLE code; 0 turns it off.
+
+        For a line listening only for keys: the chip reports keys as DLE codes,
+        so they still come at once, and the audio around them, which nobody
+        waits for, costs one pass through the driver every ``seconds`` instead
+        of one per chunk the device sends (fifty a second on a USB modem, more
+        on a UART). Ports without their own readiness callback ignore it.
+        """
+        return None  # optional: only event-loop ports batch
+
     async def __aenter__(self) -> Port:
         return self
 
@@ -138,20 +154,34 @@ class FdPort(Port):
         self._read_failure: PortError | None = None
         self._reader_on = False
         self._read_waiter: asyncio.Future[None] | None = None
+        self._batch = 0.0
+        self._batch_later: CallLater | None = None
+        self._batch_timer: Any = None
+        self._codes = CodeSpotter()
+
+    def batch_reads(self, seconds: float, call_later: CallLater | None = None) -> None:
+        self._batch = max(0.0, seconds) if call_later is not None else 0.0
+        self._batch_later = call_later
+        if not self._batch:
+            self._release_batch()
 
     async def read(self) -> bytes:
         while True:
             self._check_open()
-            if self._unread:
+            if self._unread and self._batch_timer is None:
                 data = bytes(self._unread)
                 self._unread.clear()
                 # and whatever came since: fewer, larger reads for the caller
                 # (nothing more, or a failure, shows on the next read)
-                with contextlib.suppress(OSError):
-                    data += os.read(self._fd, READ_SIZE)
+                if not self._batch:
+                    with contextlib.suppress(OSError):
+                        data += self._scanned(os.read(self._fd, READ_SIZE))
                 return data
             if self._read_failure is not None:
                 raise self._read_failure
+            if self._batch or self._unread:
+                await self._readable()  # the readiness callback reads and batches
+                continue
             try:
                 data = os.read(self._fd, READ_SIZE)
             except (BlockingIOError, InterruptedError):
@@ -161,7 +191,12 @@ class FdPort(Port):
                 raise self._error(exc, "read") from exc
             if not data:
                 raise PortClosed(f"{self.url}: end of file (the other side hung up)")
-            return data
+            return self._scanned(data)
+
+    def _scanned(self, data: bytes) -> bytes:
+        """``data``, seen by the code spotter (which must see every byte read)."""
+        self._codes.feed(data)
+        return data
 
     async def _readable(self) -> None:
         """Sleep until bytes arrive (read by :meth:`_on_readable`) or the port closes."""
@@ -195,11 +230,29 @@ class FdPort(Port):
             self._read_failed(PortClosed(f"{self.url}: end of file (the other side hung up)"))
             return
         self._unread += data
-        waiter.set_result(None)
+        code = self._codes.feed(data)
+        if self._batch and not code and len(self._unread) < BATCH_BYTES_MAX:
+            if self._batch_timer is None and self._batch_later is not None:
+                self._batch_timer = self._batch_later(self._batch, self._batch_due)
+            return
+        self._release_batch()
+
+    def _batch_due(self) -> None:
+        self._batch_timer = None
+        self._wake_reader()
+
+    def _release_batch(self) -> None:
+        """Hand what is unread over now."""
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+            self._batch_timer = None
+        if self._unread:
+            self._wake_reader()
 
     def _read_failed(self, failure: PortError) -> None:
         self._read_failure = failure
         self._unwatch_readable()
+        self._release_batch()  # what came before the failure is read first
         self._wake_reader()
 
     def _wake_reader(self) -> None:
@@ -255,6 +308,9 @@ class FdPort(Port):
             return
         self._closed = True
         self._reader_on = False
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+            self._batch_timer = None
         self._loop.remove_reader(self._fd)
         self._loop.remove_writer(self._fd)
         for waiter in self._waiters:

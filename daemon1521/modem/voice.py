@@ -914,10 +914,14 @@ class VoiceModem:
                     call.keys.append(extra)
 
         try:
+            # only waiting for keys, which come as DLE codes: audio may come in
+            # batches (a relay hears the far end, software DTMF needs every chunk)
+            keys_only = on_audio is None and call.audio_keys is None
             async with engine.stream(
                 self.profile.commands.record,
                 timeout=self.profile.timeouts.stream_start,
                 receive=True,
+                batch=self.profile.pacing.receive_batch_ms / 1000 if keys_only else 0.0,
             ) as stream:
                 # keys reported before CONNECT came ahead of the stream's own
                 self._drain_events(engine, call)
