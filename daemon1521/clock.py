@@ -126,6 +126,49 @@ class ClockBase(abc.ABC):
             return await awaitable
 
 
+class Flag:
+    """A one-way flag that one loop waits on for at most a while.
+
+    Waiting on an ``asyncio.Event`` under a timeout ends, when time runs out,
+    in a task cancellation: an exception raised through every frame. A
+    prompt's pacing loop waits out several of those a second on every line,
+    so its waits resolve a future from a timer instead.
+    """
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+    async def wait(self, clock: Clock, seconds: float) -> bool:
+        """True once set; False when ``seconds`` of ``clock``'s time passed first."""
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        timer = clock.call_later(seconds, lambda: _resolve(waiter))
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return self._set
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class LoopClock(ClockBase):
     """The event loop's time, in line seconds at ``speed`` line seconds per real second.
 

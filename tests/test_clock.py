@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from daemon1521.clock import Flag
 from daemon1521.emulator.clock import FRAME_SECONDS, EmuClock
 
 
@@ -58,6 +59,34 @@ async def test_a_hold_stops_flat_out_time_until_the_work_is_done():
         reading = False
         await clock.sleep(1.0)
         assert clock.frame >= held_at + clock.frames(1.0)
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+
+async def test_flag_wait_runs_out_on_line_time_or_ends_when_set():
+    clock = EmuClock(speed=None)  # flat out: line time, not wall time
+    runner = asyncio.create_task(clock.run(lambda: None))
+    try:
+        flag = Flag()
+        start = clock.now()
+        assert not await flag.wait(clock, 0.5)
+        assert clock.now() - start == pytest.approx(0.5, abs=FRAME_SECONDS)
+        clock.call_later(0.2, flag.set)
+        start = clock.now()
+        assert await flag.wait(clock, 30.0)
+        assert clock.now() - start == pytest.approx(0.2, abs=FRAME_SECONDS)
+        assert await flag.wait(clock, 30.0)  # set stays set
+        # a waiter cancelled meanwhile leaves no timer behind to fire later
+        other = Flag()
+        waiting = asyncio.create_task(other.wait(clock, 0.1))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await clock.sleep(0.3)
+        assert not other.is_set()
     finally:
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):

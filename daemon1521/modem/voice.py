@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 from loguru import logger
 
-from daemon1521.clock import Clock, LoopClock
+from daemon1521.clock import Clock, Flag, LoopClock
 from daemon1521.dsp import codecs
 from daemon1521.modem.at import AtEngine, CallerInfo, DataStream, PortDown, Ring, Unsolicited
 from daemon1521.modem.audiokeys import AudioKeys
@@ -802,7 +802,7 @@ class VoiceModem:
                 self._drain_events(engine, call)
                 start = clock.now()
                 sent = 0
-                stop = asyncio.Event()
+                stop = Flag()
                 if barge_in and call.keys:
                     stop.set()  # typed ahead while the stream was starting
                 watcher = asyncio.create_task(self._watch_play(call, stream, barge_in, stop))
@@ -811,8 +811,7 @@ class VoiceModem:
                         if sent >= len(audio):
                             if not isinstance(audio, LiveAudio) or audio.finished:
                                 break
-                            with contextlib.suppress(TimeoutError):  # more is coming
-                                await clock.wait_for(stop.wait(), chunk / rate)
+                            await stop.wait(clock, chunk / rate)  # more is coming
                             continue
                         played = (clock.now() - start) * rate
                         if played > sent:
@@ -823,8 +822,7 @@ class VoiceModem:
                         ahead = sent - played
                         if ahead > queued_max - chunk:
                             wait = (ahead - (queued_max - chunk)) / rate
-                            with contextlib.suppress(TimeoutError):
-                                await clock.wait_for(stop.wait(), wait)
+                            await stop.wait(clock, wait)
                             continue
                         try:
                             await stream.send_audio(audio[sent : sent + chunk])
@@ -837,8 +835,7 @@ class VoiceModem:
                         left = (sent - played) / rate
                         if left <= 0:
                             break
-                        with contextlib.suppress(TimeoutError):
-                            await clock.wait_for(stop.wait(), left)
+                        await stop.wait(clock, left)
                 finally:
                     watcher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -857,7 +854,7 @@ class VoiceModem:
         return key
 
     async def _watch_play(
-        self, call: _Call, stream: DataStream, barge_in: bool, stop: asyncio.Event
+        self, call: _Call, stream: DataStream, barge_in: bool, stop: Flag
     ) -> str | None:
         """Events during playback: the barge-in key, or the far end hanging up."""
         try:
