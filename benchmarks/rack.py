@@ -325,7 +325,11 @@ async def rack(args: argparse.Namespace) -> RackRun:
         rig = Rig(
             args.lines, personalities, speed=1.0, link_dir=scratch / "ports", outbound=outbound
         )
-        bank = TelephoneBank.on_exchange(rig.exchange, load_profile().dial.number)
+        # as many bank lines as the daemon has outbound lines: a real telephone
+        # bank answers many calls at once, and the rack measures 1521, not the bank
+        bank = TelephoneBank.on_exchange(
+            rig.exchange, load_profile().dial.number, lines=max(1, outbound)
+        )
         lag = Lag(rig)
         meters = [LineMeter(ANSWER_RING, behind=lag.behind) for _ in rig.modems]
         for modem, meter in zip(rig.modems, meters, strict=True):

@@ -7,6 +7,8 @@ and ledger, the busy line, a hang-up and a garbled result.
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -70,13 +72,15 @@ async def step(phone: Phone, prompt: str, keys: str) -> bool:
     return True
 
 
-async def pay(phone: Phone, card: str, pin: str, confirm: str = "1") -> bool:
+async def pay(
+    phone: Phone, card: str, pin: str, confirm: str = "1", bill: str = BILL, payment: str = PAYMENT
+) -> bool:
     """Call the bank and pay; False as soon as the bank does not ask what comes next."""
     assert await phone.dial(BANK_NUMBER) == "answered"
     for prompt, keys in (
         ("bank_welcome", "3"),
-        ("bank_ask_bill", BILL + "#"),
-        ("bank_ask_payment", PAYMENT + "#"),
+        ("bank_ask_bill", bill + "#"),
+        ("bank_ask_payment", payment + "#"),
         ("bank_ask_card", card),
         ("bank_card_confirm", confirm),
         ("bank_ask_pin", pin + "#"),
@@ -84,6 +88,38 @@ async def pay(phone: Phone, card: str, pin: str, confirm: str = "1") -> bool:
         if not await step(phone, prompt, keys):
             return False
     return True
+
+
+async def test_a_bank_with_two_lines_takes_two_calls_at_once_and_keeps_one_ledger():
+    exchange = Exchange(EmuClock(speed=60), PLAN)
+    await exchange.start()
+    voice = bank_voice()
+    recordings = {
+        name: voice.samples(name) for name in voice.catalog.names() if name != "bank_pause"
+    }
+    bank = TelephoneBank.on_exchange(exchange, BANK_NUMBER, lines=2)
+    bank.add_account(CARD, 10_000_000, PIN)
+    phones = [Phone.on(exchange, n, recordings=recordings) for n in (CALLER, "02133335555")]
+    other = make_bill_id(4_712, 123)
+    bills = [(BILL, PAYMENT), (other, make_payment_id(other, 250_000, 4, 12))]
+    try:
+        async with bank:
+            paying = [
+                pay(phone, CARD, PIN, bill=bill, payment=payment)
+                for phone, (bill, payment) in zip(phones, bills, strict=True)
+            ]
+            assert await asyncio.gather(*paying) == [True, True]
+            for phone in phones:
+                assert await phone.wait_heard("bank_paid", 30)
+    finally:
+        for phone in phones:
+            if phone.off_hook:
+                await phone.hang_up()
+        await exchange.stop()
+    assert sorted(d.bill_id for d in bank.ledger) == sorted(b for b, _ in bills)
+    assert len({d.tracking for d in bank.ledger}) == 2
+    assert bank.accounts[CARD].balance == 10_000_000 - 2 * 250_000
+    assert [c.outcome for c in bank.calls] == ["paid", "paid"]
 
 
 async def test_a_payment_is_debited_once_with_a_tracking_number(site):

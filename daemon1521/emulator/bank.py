@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -126,8 +127,10 @@ class TelephoneBank(Phone):
         self._keys: deque[str] = deque()
         self._detector = DtmfDetector()
         self._task: asyncio.Task[None] | None = None
-        self._tracking = 100_200
+        self._tracking = itertools.count(100_201)
         self._speaking_until = 0
+        self._clerks: list[TelephoneBank] = []
+        """The bank's other lines (see :meth:`on_exchange`), sharing its books."""
 
     @classmethod
     def on_exchange(
@@ -136,9 +139,27 @@ class TelephoneBank(Phone):
         number: str,
         accounts: Mapping[str, Account] | None = None,
         voice: PromptLibrary | None = None,
+        lines: int = 1,
     ) -> TelephoneBank:
+        if lines < 1:
+            raise ValueError(f"a telephone bank needs at least one line, got {lines}")
         bank = cls(exchange, accounts, voice)
-        exchange.add_line(number, bank, label="telephone bank")
+        if lines == 1:
+            exchange.add_line(number, bank, label="telephone bank")
+            return bank
+        # A real telephone bank answers many calls at once: its lines hunt on
+        # the one number and keep one set of books. The bank returned is the
+        # handle for all of them (accounts, faults, ledger, calls, start, stop).
+        members = []
+        for index in range(lines):
+            clerk = bank if index == 0 else cls(exchange, voice=bank.voice)
+            if clerk is not bank:
+                clerk.accounts, clerk.faults, clerk.ledger = bank.accounts, bank.faults, bank.ledger
+                clerk.calls, clerk._paid, clerk._tracking = bank.calls, bank._paid, bank._tracking
+                bank._clerks.append(clerk)
+            label = f"telephone bank line {index + 1}"
+            members.append(exchange.add_line(f"{number}{index + 1:03d}", clerk, label=label))
+        exchange.add_hunt_group(number, members)
         return bank
 
     # -- the test's handle -----------------------------------------------------------
@@ -168,8 +189,12 @@ class TelephoneBank(Phone):
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._serve(), name="emulated-bank")
+        for clerk in self._clerks:
+            clerk.start()
 
     async def stop(self) -> None:
+        for clerk in self._clerks:
+            await clerk.stop()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -225,6 +250,7 @@ class TelephoneBank(Phone):
                 pass
             if self.off_hook:
                 await self.hang_up()
+            self.forget_heard()  # what the call said is in its BankCall; the audio is not kept
 
     def _busy_soon(self) -> bool:
         return self.faults.busy_until > self.clock.now()
@@ -272,8 +298,7 @@ class TelephoneBank(Phone):
             await self._finish(call, "bank_insufficient", "2")
             return
         account.balance -= check.amount_rials
-        self._tracking += 1
-        tracking = str(self._tracking)
+        tracking = str(next(self._tracking))
         self._paid.add((bill_id, check.payment_id))
         self.ledger.append(
             Debit(
