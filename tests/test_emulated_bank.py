@@ -40,14 +40,17 @@ UNKNOWN = with_luhn("627353999988887")
 PIN = "83917"
 
 
+def bank_recordings() -> dict[str, np.ndarray]:
+    """What a caller's phone recognises: the bank's prompts (not its pauses)."""
+    voice = bank_voice()
+    return {name: voice.samples(name) for name in voice.catalog.names() if name != "bank_pause"}
+
+
 @pytest.fixture
 async def site():
     exchange = Exchange(EmuClock(speed=60), PLAN)
     await exchange.start()
-    voice = bank_voice()
-    recordings = {
-        name: voice.samples(name) for name in voice.catalog.names() if name != "bank_pause"
-    }
+    recordings = bank_recordings()
     bank = TelephoneBank.on_exchange(exchange, BANK_NUMBER)
     bank.add_account(CARD, 10_000_000, PIN)
     bank.add_account(POOR, 1_000, "12345")
@@ -93,10 +96,7 @@ async def pay(
 async def test_a_bank_with_two_lines_takes_two_calls_at_once_and_keeps_one_ledger():
     exchange = Exchange(EmuClock(speed=60), PLAN)
     await exchange.start()
-    voice = bank_voice()
-    recordings = {
-        name: voice.samples(name) for name in voice.catalog.names() if name != "bank_pause"
-    }
+    recordings = bank_recordings()
     bank = TelephoneBank.on_exchange(exchange, BANK_NUMBER, lines=2)
     bank.add_account(CARD, 10_000_000, PIN)
     phones = [Phone.on(exchange, n, recordings=recordings) for n in (CALLER, "02133335555")]
