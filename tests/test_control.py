@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import stat
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,27 @@ def test_call_records_cross_the_socket_masked() -> None:
     assert "09121234567" not in text and "1234567890123" not in text
     assert "6037991234567890" not in text
     assert shown["duration"] == 42.0 and shown["caller"] == "0912*****67"
+
+
+def test_a_reply_sent_before_the_daemon_closed_unread_is_still_read(tmp_path: Path) -> None:
+    # A daemon at its client limit answers "busy" and closes without reading
+    # the request; the client's send then fails, but the answer is there.
+    path = tmp_path / "busy.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def answer_and_close() -> None:
+        conn, _ = listener.accept()
+        conn.sendall(b'{"ok": false, "error": "busy", "message": "too many clients"}\n')
+        conn.close()
+
+    server = threading.Thread(target=answer_and_close)
+    server.start()
+    try:
+        # far more than a socket buffer holds: the send is cut off mid-way
+        reply = request(path, "status", timeout=5, pad="x" * 4_000_000)
+    finally:
+        server.join()
+        listener.close()
+    assert reply == {"ok": False, "error": "busy", "message": "too many clients"}

@@ -259,8 +259,14 @@ def request(path: Path | str, command: str, timeout: float = CLIENT_TIMEOUT, **a
             sock.connect(str(path))
         except OSError as exc:
             raise _connect_error(path, exc) from None
+        lost: OSError | None = None
         try:
-            sock.sendall(_encode(command, args))
+            try:
+                sock.sendall(_encode(command, args))
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                # a daemon at its client limit answers "busy" and closes
+                # before reading the request: its reply is still to be read
+                lost = exc
             data = b""
             while not data.endswith(b"\n"):
                 chunk = sock.recv(65536)
@@ -271,6 +277,8 @@ def request(path: Path | str, command: str, timeout: float = CLIENT_TIMEOUT, **a
             raise ControlClientError(f"the daemon did not answer within {timeout:g} s") from None
         except OSError as exc:
             raise ControlClientError(f"lost the connection to the daemon: {exc}") from None
+        if lost is not None and not data:
+            raise ControlClientError(f"lost the connection to the daemon: {lost}")
     finally:
         sock.close()
     return _decode(data)
@@ -286,7 +294,8 @@ async def arequest(
         raise _connect_error(path, exc) from None
     try:
         writer.write(_encode(command, args))
-        await writer.drain()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            await writer.drain()  # closed unread (busy): the reply may still be there
         data = await asyncio.wait_for(reader.readline(), timeout)
     except TimeoutError:
         raise ControlClientError(f"the daemon did not answer within {timeout:g} s") from None
