@@ -157,6 +157,8 @@ class RackRun:
     load: list[ProcSample] = field(default_factory=list)
     meter: MeterFigures = field(default_factory=MeterFigures)
     """The inbound lines' meters: what 1521's callers feel."""
+    relay_meter: MeterFigures = field(default_factory=MeterFigures)
+    """The inbound lines' meters while a call was relayed to the bank."""
     outbound_meter: MeterFigures = field(default_factory=MeterFigures)
     """The outbound lines' meters: the daemon's side of the calls to the bank."""
     calls: Counter[str] = field(default_factory=Counter)
@@ -404,8 +406,10 @@ async def rack(args: argparse.Namespace) -> RackRun:
         read_payments(scratch / "d.db", run)
         for meter in meters[: args.lines]:
             run.meter.merge(meter.figures)
+            run.relay_meter.merge(meter.relay_figures)
         for meter in meters[args.lines :]:
             run.outbound_meter.merge(meter.figures)
+            run.outbound_meter.merge(meter.relay_figures)
     return run
 
 
@@ -444,7 +448,7 @@ def figures(run: RackRun) -> dict[str, Any]:
     steady_rss = statistics.median(s.rss for s in half)
     busy = statistics.fmean(s.in_call for s in half) if half else 0.0
     legs = statistics.fmean(s.legs for s in half) if half else 0.0
-    m, o = run.meter, run.outbound_meter
+    m, r, o = run.meter, run.relay_meter, run.outbound_meter
     done = run.calls.get("done", 0)
     all_busy = run.calls.get(BUSY, 0)
     failed = {
@@ -497,17 +501,17 @@ def figures(run: RackRun) -> dict[str, Any]:
             "lines_idle_before_stop": run.settled,
         },
         "bank_leg": {
-            "key_to_bank_audio_ms": spread_ms(m.relay_key_to_audio),
-            "barge_in_stop_ms": spread_ms(m.relay_barge_in_stop),
-            "streams": m.relay_streams,
-            "underruns": m.relay_underruns,
-            "while_test_bed_behind": m.relay_underruns_behind,
-            "gap_ms": round(1000 * m.relay_underrun_samples / 8000, 1),
+            "key_to_bank_audio_ms": spread_ms(r.key_to_prompt),
+            "barge_in_stop_ms": spread_ms(r.barge_in_stop),
+            "streams": r.prompts,
+            "underruns": r.underruns,
+            "while_test_bed_behind": r.underruns_behind,
+            "gap_ms": round(1000 * r.underrun_samples / 8000, 1),
         },
         "outbound_lines_meter": {
-            "streams": o.prompts + o.relay_streams,
-            "underruns": o.underruns + o.relay_underruns,
-            "gap_ms": round(1000 * (o.underrun_samples + o.relay_underrun_samples) / 8000, 1),
+            "streams": o.prompts,
+            "underruns": o.underruns,
+            "gap_ms": round(1000 * o.underrun_samples / 8000, 1),
         },
         "emulator": {
             "lag_worst_ms": round(1000 * run.lag_worst, 1),

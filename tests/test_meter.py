@@ -78,11 +78,11 @@ def test_keys_and_streams_while_the_call_is_relayed_are_counted_apart():
     meter.on_stream_stopped()
     meter.on_hang_up()  # the relay ends with the call
     assert not meter.relayed
-    figures = meter.figures
+    figures, relay = meter.figures, meter.relay_figures
     assert [round(x, 3) for x in figures.key_to_prompt] == [0.01]
-    assert [round(x, 3) for x in figures.relay_key_to_audio] == [1.5]
-    assert [round(x, 3) for x in figures.relay_barge_in_stop] == [0.02]
+    assert [round(x, 3) for x in relay.key_to_prompt] == [1.5]
+    assert [round(x, 3) for x in relay.barge_in_stop] == [0.02]
     assert figures.barge_in_stop == []
-    assert (figures.prompts, figures.relay_streams) == (0, 2)
+    assert (figures.prompts, relay.prompts) == (0, 2)
     assert figures.underruns == 0
-    assert (figures.relay_underruns, figures.relay_underrun_samples) == (1, 80)
+    assert (relay.underruns, relay.underrun_samples) == (1, 80)

@@ -141,9 +141,6 @@ class _Windows:
         self._zeros = self.size - self.hop  # trailing zero samples (the assumed silence first)
         self._none = (np.empty((0, self.size)), np.empty(0, dtype=np.int64))
 
-    def _ends(self, m: int) -> np.ndarray:
-        return self._next_end + self.hop * np.arange(m, dtype=np.int64)
-
     def _zero_windows(self, m: int) -> np.ndarray:
         windows = self._silent_windows.get(m)
         if windows is None:
@@ -197,7 +194,8 @@ class _Windows:
                 strides=(self.hop * item, item),
             )
             windows.flags.writeable = False
-        ends = self._steps[m] + self._next_end if m < len(self._steps) else self._ends(m)
+        steps = self._steps[m] if m < len(self._steps) else self.hop * np.arange(m, dtype=np.int64)
+        ends = self._next_end + steps
         self._next_end += m * self.hop
         keep_from = self._next_end - self.size
         self._buf = self._buf[keep_from - self._buf_start :]

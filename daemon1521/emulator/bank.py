@@ -150,17 +150,21 @@ class TelephoneBank(Phone):
         # A real telephone bank answers many calls at once: its lines hunt on
         # the one number and keep one set of books. The bank returned is the
         # handle for all of them (accounts, faults, ledger, calls, start, stop).
-        members = []
-        for index in range(lines):
-            clerk = bank if index == 0 else cls(exchange, voice=bank.voice)
-            if clerk is not bank:
-                clerk.accounts, clerk.faults, clerk.ledger = bank.accounts, bank.faults, bank.ledger
-                clerk.calls, clerk._paid, clerk._tracking = bank.calls, bank._paid, bank._tracking
-                bank._clerks.append(clerk)
-            label = f"telephone bank line {index + 1}"
-            members.append(exchange.add_line(f"{number}{index + 1:03d}", clerk, label=label))
+        bank._clerks = [cls(exchange, voice=bank.voice) for _ in range(lines - 1)]
+        for clerk in bank._clerks:
+            clerk._keep_books_of(bank)
+        members = [
+            exchange.add_line(f"{number}{index:03d}", clerk, label=f"telephone bank line {index}")
+            for index, clerk in enumerate([bank, *bank._clerks], start=1)
+        ]
         exchange.add_hunt_group(number, members)
         return bank
+
+    def _keep_books_of(self, bank: TelephoneBank) -> None:
+        """Serve as another line of ``bank``: one set of accounts, faults,
+        ledger, calls, paid bills and tracking numbers for all its lines."""
+        self.accounts, self.faults, self.ledger = bank.accounts, bank.faults, bank.ledger
+        self.calls, self._paid, self._tracking = bank.calls, bank._paid, bank._tracking
 
     # -- the test's handle -----------------------------------------------------------
 

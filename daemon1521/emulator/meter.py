@@ -21,8 +21,8 @@ telephone bank's words on this line and passes the caller's keys on to it.
 Keys then are answered by the bank, not by the host's prompts. The chip
 cannot tell, so whoever knows (the test bed's caller, talking to the bank)
 sets :attr:`LineMeter.relayed` for that stretch of the call: keys pressed
-meanwhile, the streams that start meanwhile and their underruns are counted
-apart (``relay_*``), not as the host's key-to-prompt or prompt figures.
+meanwhile, the streams that start meanwhile and their underruns go to
+:attr:`LineMeter.relay_figures`, not to the host's :attr:`LineMeter.figures`.
 """
 
 from __future__ import annotations
@@ -55,16 +55,6 @@ class MeterFigures:
     plays frames in a burst to catch up, faster than any host paces its audio."""
     prompts: int = 0
     """Transmit streams that carried audio (prompts, or parts of one)."""
-    relay_key_to_audio: list[float] = field(default_factory=list)
-    """Keys pressed while the call was relayed, to the next stream (the third
-    party's answer, relayed): not the host's key-to-prompt."""
-    relay_barge_in_stop: list[float] = field(default_factory=list)
-    relay_streams: int = 0
-    """Transmit streams that started while the call was relayed (of :attr:`prompts`'s
-    kind, counted apart from it)."""
-    relay_underruns: int = 0
-    relay_underrun_samples: int = 0
-    relay_underruns_behind: int = 0
 
     def merge(self, other: MeterFigures) -> None:
         self.key_to_prompt += other.key_to_prompt
@@ -77,12 +67,6 @@ class MeterFigures:
         self.underruns_behind += other.underruns_behind
         self.tails += other.tails
         self.prompts += other.prompts
-        self.relay_key_to_audio += other.relay_key_to_audio
-        self.relay_barge_in_stop += other.relay_barge_in_stop
-        self.relay_streams += other.relay_streams
-        self.relay_underruns += other.relay_underruns
-        self.relay_underrun_samples += other.relay_underrun_samples
-        self.relay_underruns_behind += other.relay_underruns_behind
 
 
 class LineMeter:
@@ -99,6 +83,9 @@ class LineMeter:
         self._now = now
         self._behind = behind
         self.figures = MeterFigures()
+        self.relay_figures = MeterFigures()
+        """What happened while the call was relayed: keys to the third party's
+        answer, its streams and their underruns (ring figures stay empty)."""
         self.relayed = False
         """The call is relayed to a third party now (set from outside; see the module)."""
         self._rings: list[float] = []
@@ -141,15 +128,10 @@ class LineMeter:
         now = self._now()
         self._playing = True
         self._stream_relayed = self.relayed
-        if self._stream_relayed:
-            self.figures.relay_streams += 1
-        else:
-            self.figures.prompts += 1
+        self._figures(self._stream_relayed).prompts += 1
         if self._answer_key_at is not None:
-            if self._answer_key_relayed:
-                self.figures.relay_key_to_audio.append(now - self._answer_key_at)
-            else:
-                self.figures.key_to_prompt.append(now - self._answer_key_at)
+            answered = self._figures(self._answer_key_relayed)
+            answered.key_to_prompt.append(now - self._answer_key_at)
         self._answer_key_at = None
         if self._lifted_at is not None and self.figures.ring_to_off_hook:
             self.figures.off_hook_to_audio.append(now - self._lifted_at)
@@ -167,10 +149,7 @@ class LineMeter:
         self._playing = False
         if self._barge_at is not None:
             stop = self._now() - self._barge_at
-            if self._barge_relayed:
-                self.figures.relay_barge_in_stop.append(stop)
-            else:
-                self.figures.barge_in_stop.append(stop)
+            self._figures(self._barge_relayed).barge_in_stop.append(stop)
             self._barge_at = None
 
     def on_starved(self, samples: int, new: bool) -> None:
@@ -185,18 +164,15 @@ class LineMeter:
     def on_resumed(self) -> None:
         """Audio flows again after a dry spell: that was a gap the caller heard."""
         count, missing, behind = self._gap
-        figures = self.figures
-        if self._stream_relayed:
-            figures.relay_underruns += count
-            figures.relay_underrun_samples += missing
-            if behind:
-                figures.relay_underruns_behind += count
-        else:
-            figures.underruns += count
-            figures.underrun_samples += missing
-            if behind:
-                figures.underruns_behind += count
+        figures = self._figures(self._stream_relayed)
+        figures.underruns += count
+        figures.underrun_samples += missing
+        if behind:
+            figures.underruns_behind += count
         self._gap = (0, 0, False)
+
+    def _figures(self, relayed: bool) -> MeterFigures:
+        return self.relay_figures if relayed else self.figures
 
     def on_hang_up(self) -> None:
         self._gap = (0, 0, False)

@@ -243,16 +243,19 @@ class FdPort(Port):
 
     def _release_batch(self) -> None:
         """Hand what is unread over now."""
+        self._stop_batch_timer()
+        if self._unread:
+            self._wake_reader()
+
+    def _stop_batch_timer(self) -> None:
         if self._batch_timer is not None:
             self._batch_timer.cancel()
             self._batch_timer = None
-        if self._unread:
-            self._wake_reader()
 
     def _read_failed(self, failure: PortError) -> None:
         self._read_failure = failure
         self._unwatch_readable()
-        self._release_batch()  # what came before the failure is read first
+        self._stop_batch_timer()  # what came before the failure is read first
         self._wake_reader()
 
     def _wake_reader(self) -> None:
@@ -308,9 +311,7 @@ class FdPort(Port):
             return
         self._closed = True
         self._reader_on = False
-        if self._batch_timer is not None:
-            self._batch_timer.cancel()
-            self._batch_timer = None
+        self._stop_batch_timer()
         self._loop.remove_reader(self._fd)
         self._loop.remove_writer(self._fd)
         for waiter in self._waiters:

@@ -280,29 +280,33 @@ class LoadCallers:
 
     async def _script(self, caller: Caller, style: str, bill_id: str, rng: random.Random) -> str:
         try:
-            if style == "barge-in":
-                await caller.await_sound()
-                await caller.wait(rng.uniform(1.0, 3.0))  # into the welcome or the question
-            else:
-                await self._hear(caller, flow1521.ASK_BILL_ID, rng)
-            if style == "type-ahead":
-                await self._type(caller, bill_id + "#1", rng)
-            else:
-                await self._type(caller, bill_id + "#", rng)
-                if style == "barge-in":
-                    await caller.wait(rng.uniform(1.5, 3.0))  # into the read-back
-                else:
-                    await self._hear(caller, flow1521.BILL_ENTERED_CONFIRM, rng)
-                await self._type(caller, "1", rng)
-            await self._hear(caller, flow1521.OFFER_REMEMBER_BILL, rng)
-            await self._type(caller, "2", rng)
-            await self._hear(caller, flow1521.OFFER_PAYMENT, rng)
-            await self._type(caller, "2", rng)
+            await self._up_to_the_offer(caller, style, bill_id, rng, answer="2")
         except AssertionError as exc:
-            return f"script broke off: {exc}".replace(caller.phone.number, "caller")
-        if not await caller.until_line_hangs_up():
-            return "line never hung up"
-        return "done"
+            return _broke_off(caller, exc)
+        return await self._line_hangs_up(caller)
+
+    async def _up_to_the_offer(
+        self, caller: Caller, style: str, bill_id: str, rng: random.Random, answer: str
+    ) -> None:
+        """The flow in ``style`` up to the payment offer, answered with ``answer``."""
+        if style == "barge-in":
+            await caller.await_sound()
+            await caller.wait(rng.uniform(1.0, 3.0))  # into the welcome or the question
+        else:
+            await self._hear(caller, flow1521.ASK_BILL_ID, rng)
+        if style == "type-ahead":
+            await self._type(caller, bill_id + "#1", rng)
+        else:
+            await self._type(caller, bill_id + "#", rng)
+            if style == "barge-in":
+                await caller.wait(rng.uniform(1.5, 3.0))  # into the read-back
+            else:
+                await self._hear(caller, flow1521.BILL_ENTERED_CONFIRM, rng)
+            await self._type(caller, "1", rng)
+        await self._hear(caller, flow1521.OFFER_REMEMBER_BILL, rng)
+        await self._type(caller, "2", rng)
+        await self._hear(caller, flow1521.OFFER_PAYMENT, rng)
+        await self._type(caller, answer, rng)
 
     async def _pay(
         self,
@@ -315,16 +319,9 @@ class LoadCallers:
     ) -> str:
         """Up to the offer as a plain caller, accept it, and pay through the bank."""
         try:
-            await self._hear(caller, flow1521.ASK_BILL_ID, rng)
-            await self._type(caller, bill_id + "#", rng)
-            await self._hear(caller, flow1521.BILL_ENTERED_CONFIRM, rng)
-            await self._type(caller, "1", rng)
-            await self._hear(caller, flow1521.OFFER_REMEMBER_BILL, rng)
-            await self._type(caller, "2", rng)
-            await self._hear(caller, flow1521.OFFER_PAYMENT, rng)
-            await self._type(caller, "1", rng)
+            await self._up_to_the_offer(caller, "plain", bill_id, rng, answer="1")
         except AssertionError as exc:
-            return f"script broke off: {exc}".replace(caller.phone.number, "caller")
+            return _broke_off(caller, exc)
         self.paying += 1
         try:
             return await self._bank(caller, rng, index, payment, meter)
@@ -380,7 +377,7 @@ class LoadCallers:
                 if keep:
                     self._remembered.add(index)
         except AssertionError as exc:
-            why = f"script broke off: {exc}".replace(caller.phone.number, "caller")
+            why = _broke_off(caller, exc)
             payment.outcome, payment.why = "failed", why
             return why
         return await self._line_hangs_up(caller)
@@ -442,3 +439,8 @@ class LoadCallers:
         caller.mark = len(caller.phone.heard)
         for key in keys:
             await caller.phone.press(key, on=rng.uniform(*KEY_ON), gap=rng.uniform(*KEY_GAP))
+
+
+def _broke_off(caller: Caller, exc: AssertionError) -> str:
+    """Why a script stopped, without the caller's number (results are grouped by it)."""
+    return f"script broke off: {exc}".replace(caller.phone.number, "caller")
