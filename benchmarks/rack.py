@@ -1,14 +1,15 @@
-"""A full rack at real time: the daemon in its own process, the emulator in this one.
+"""A full rack at real time: the daemon in one process, the emulated site in others.
 
-This process runs the emulated exchange, N voice modems on pseudo-terminals,
-K more modems that are the daemon's outbound lines to the emulated telephone
+The test bed (rack_testbed.py, one or more processes: about 32 lines each by
+default) runs the emulated exchange, N voice modems on pseudo-terminals, K
+more modems that are the daemon's outbound lines to the emulated telephone
 bank (one per 4 inbound lines by default), the bank itself and N scripted
 callers (daemon1521.testbed.load); the real daemon runs as ``daemon1521 run
 --config FILE`` in a child process whose lines are the modems' stable pty
-links, with its bank leg on. Both run at real time. The callers go through
+links, with its bank leg on. All run at real time. The callers go through
 the 1521 flow again and again (plain, barge-in, type-ahead, hang-up
 mid-call) up to the payment offer; about one call in five accepts it and pays
-through the bank leg (now and then with a wrong PIN). The bank's ledger is
+through the bank leg (now and then with a wrong PIN). The banks' ledgers are
 checked against the payments the daemon recorded.
 
 What callers feel is measured at the emulated modems (ground truth at the
@@ -21,9 +22,10 @@ and so are the outbound lines' own figures. The daemon's cost is read from
 and their slopes. The emulator's lag behind wall time says whether the test bed
 kept up; a run where it did not is flagged.
 
-Run: ``.venv/bin/python benchmarks/rack.py --lines 8 --duration 60 [--outbound K] [--json]``.
-Not a test: it prints figures and asserts nothing about speed; only a bank
-ledger that disagrees with the daemon's paid records makes it exit 1. Linux only.
+Run: ``.venv/bin/python benchmarks/rack.py --lines 8 --duration 60 [--outbound K]
+[--testbeds P] [--json]``. Not a test: it prints figures and asserts nothing
+about speed; only a bank ledger that disagrees with the daemon's paid records
+makes it exit 1. Linux only.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -47,28 +50,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon1521.audio.prompts import PromptCatalog, PromptLibrary
+from rack_testbed import ANSWER_RING, LAG_LIMIT, Part
+
 from daemon1521.billing.store import Store
-from daemon1521.emulator.bank import TelephoneBank
-from daemon1521.emulator.bank_voice import bank_voice
-from daemon1521.emulator.meter import LineMeter, MeterFigures
+from daemon1521.emulator.meter import MeterFigures
 from daemon1521.emulator.modem import available_personalities
-from daemon1521.emulator.rig import Rig, wait_cancelled
+from daemon1521.emulator.rig import wait_cancelled
 from daemon1521.logs import setup_logging
-from daemon1521.telebank.profile import load_profile
-from daemon1521.testbed.ears import Ears
-from daemon1521.testbed.load import NO_OUTBOUND_LINE, LoadCallers, payable_bills
+from daemon1521.testbed.load import NO_OUTBOUND_LINE, payable_bills
 from daemon1521.testbed.site import DemoBill, sample_bills
 
 PERSONALITIES = ("conexant-cx93001", "usr-5637")
-ANSWER_RING = 2
-"""Rings before answering, as configured for every line."""
+TESTBED = Path(__file__).with_name("rack_testbed.py")
+LINES_PER_TESTBED = 32
+"""Default 1521 lines per test-bed process: with payments, 32 lines take about
+half a core of emulation, which leaves each process room for bursts."""
 SAMPLE_EVERY = 1.0
 """Real seconds between readings of the daemon's /proc figures."""
-LAG_EVERY = 0.1
-"""Real seconds between readings of the emulator's lag."""
-LAG_LIMIT = 0.1
-"""Worst lag (seconds) beyond which the test bed is said to have fallen behind."""
 READY_TIMEOUT = 60.0
 SETTLE_TIMEOUT = 60.0
 """Seconds the daemon gets, once the callers are cut off, to end its calls: a bank
@@ -181,21 +179,33 @@ class RackRun:
     """Every line was idle again before the daemon was stopped."""
     lag_worst: float = 0.0
     lag_end: float = 0.0
+    testbeds: int = 1
     testbed_cpu: float = 0.0
+    """CPU seconds of all the test-bed processes over the load."""
+    testbed_cpu_max: float = 0.0
+    """CPU seconds of the busiest test-bed process over the load."""
     wall: float = 0.0
     daemon_exit: int | None = None
 
 
-def write_config(scratch: Path, rig: Rig, inbound: int) -> Path:
-    """The daemon's config: the first ``inbound`` modems answer 1521, the rest are
-    its outbound lines to the bank."""
+@dataclass(frozen=True)
+class Port:
+    """A modem's stable pty link, as the daemon's config names it."""
+
+    link: str
+    personality: str
+
+
+def write_config(scratch: Path, inbound: Sequence[Port], outbound: Sequence[Port]) -> Path:
+    """The daemon's config: the ``inbound`` modems answer 1521, the ``outbound``
+    ones are its lines to the bank."""
     lines = "".join(
-        f'\n[lines.line{i + 1}]\nport = "{modem.link}"\nrings = {ANSWER_RING}\n'
-        f'label = "{personality}"\n'
-        if i < inbound
-        else f'\n[lines.bank{i + 1 - inbound}]\nport = "{modem.link}"\nrole = "outbound"\n'
-        f'label = "{personality}: the bank line"\n'
-        for i, (modem, personality) in enumerate(zip(rig.modems, rig.personalities, strict=True))
+        f'\n[lines.line{i}]\nport = "{p.link}"\nrings = {ANSWER_RING}\nlabel = "{p.personality}"\n'
+        for i, p in enumerate(inbound, start=1)
+    ) + "".join(
+        f'\n[lines.bank{i}]\nport = "{p.link}"\nrole = "outbound"\n'
+        f'label = "{p.personality}: the bank line"\n'
+        for i, p in enumerate(outbound, start=1)
     )
     path = scratch / "daemon1521.toml"
     path.write_text(
@@ -267,14 +277,77 @@ async def wait_ready(config: Path, daemon: asyncio.subprocess.Process, lines: in
         raise RuntimeError("the daemon's lines did not all become idle in time")
 
 
-def reading(pid: int, rig: Rig, inbound: int) -> ProcSample:
-    in_call = sum(1 for m in rig.modems[:inbound] if m.off_hook)
-    return read_proc(pid, in_call, sum(1 for m in rig.modems[inbound:] if m.off_hook))
+class TestBed:
+    """One test-bed process (rack_testbed.py) and what it last reported."""
+
+    def __init__(self, index: int, proc: asyncio.subprocess.Process) -> None:
+        self.index = index
+        self.proc = proc
+        self.in_call = 0
+        self.legs = 0
+        self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, part: Part) -> TestBed:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(TESTBED),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            limit=2**24,
+        )
+        bed = cls(part.index, proc)
+        await bed.send(json.dumps(dataclasses.asdict(part)))
+        return bed
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            message = json.loads(raw)
+            status = message.get("status")
+            if status is not None:
+                self.in_call, self.legs = status["in_call"], status["legs"]
+            else:
+                await self._replies.put(message)
+        await self._replies.put({"exited": await self.proc.wait()})
+
+    async def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def reply(self, kind: str, timeout: float) -> dict[str, Any]:
+        """The process's next reply, which must be ``kind``."""
+        try:
+            message = await asyncio.wait_for(self._replies.get(), timeout)
+        except TimeoutError:
+            what = f"test bed {self.index} did not say {kind!r} in {timeout} s"
+            raise RuntimeError(what) from None
+        if kind not in message:
+            raise RuntimeError(f"test bed {self.index} said {message} instead of {kind!r}")
+        return dict(message[kind])
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        await wait_cancelled(self._reader)
 
 
-async def sample_proc(pid: int, rig: Rig, inbound: int, into: list[ProcSample]) -> None:
+def split(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` shares as even as can be, the larger first."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def reading(pid: int, beds: Sequence[TestBed]) -> ProcSample:
+    return read_proc(pid, sum(b.in_call for b in beds), sum(b.legs for b in beds))
+
+
+async def sample_proc(pid: int, beds: Sequence[TestBed], into: list[ProcSample]) -> None:
     while True:
-        into.append(reading(pid, rig, inbound))
+        into.append(reading(pid, beds))
         await asyncio.sleep(SAMPLE_EVERY)
 
 
@@ -287,29 +360,39 @@ def read_payments(store_path: Path, run: RackRun) -> None:
                 run.daemon_paid.append(payment.tracking or "(no tracking number)")
 
 
-class Lag:
-    """How far the emulated clock is behind wall time (speed 1) since :meth:`start`."""
-
-    def __init__(self, rig: Rig) -> None:
-        self.clock = rig.clock
-        self.start()
-
-    def start(self) -> None:
-        self.wall0, self.emu0 = time.monotonic(), self.clock.now()
-
-    def now(self) -> float:
-        return (time.monotonic() - self.wall0) - (self.clock.now() - self.emu0)
-
-    def behind(self) -> bool:
-        return self.now() > LAG_LIMIT
-
-
-async def watch_lag(lag: Lag, run: RackRun) -> None:
-    lag.start()
-    while True:
-        await asyncio.sleep(LAG_EVERY)
-        run.lag_end = lag.now()
-        run.lag_worst = max(run.lag_worst, run.lag_end)
+async def start_testbeds(
+    args: argparse.Namespace, scratch: Path, outbound: int, bill_ids: list[str], to_pay: list[str]
+) -> list[TestBed]:
+    """The test-bed processes, each with its share of lines, outbound lines and bills."""
+    personalities = args.personality or list(PERSONALITIES)
+    count = args.testbeds or max(1, -(-args.lines // LINES_PER_TESTBED))
+    count = min(count, args.lines)
+    lines, outs = split(args.lines, count), split(outbound, count)
+    pays = split(len(to_pay), count)
+    beds: list[TestBed] = []
+    try:
+        for index in range(count):
+            first = sum(lines[:index])
+            paid_from = sum(pays[:index])
+            part = Part(
+                index=index,
+                lines=lines[index],
+                outbound=outs[index],
+                first=first,
+                callers_total=args.lines,
+                personalities=personalities,
+                link_dir=str(scratch / "ports" / f"bed{index}"),
+                bill_ids=bill_ids,
+                pay_bills=to_pay[paid_from : paid_from + pays[index]],
+                stagger=min(0.5, args.ramp / lines[index]),
+                seed=args.seed,
+            )
+            beds.append(await TestBed.start(part))
+    except BaseException:
+        for bed in beds:
+            await bed.close()
+        raise
+    return beds
 
 
 async def rack(args: argparse.Namespace) -> RackRun:
@@ -317,100 +400,98 @@ async def rack(args: argparse.Namespace) -> RackRun:
     outbound = args.outbound
     if outbound is None:
         outbound = max(1, args.lines // INBOUND_PER_OUTBOUND)
-    ears = Ears(PromptLibrary(PromptCatalog("fa")), [bank_voice()])
     run = RackRun(args.lines, args.duration, personalities, outbound)
-    lines = args.lines + outbound
     with tempfile.TemporaryDirectory(prefix="d1521-rack-") as tmp:  # short: socket path limit
         scratch = Path(tmp)
         to_pay = payable_bills(round(args.lines * args.duration / PAY_CALL_SECONDS) + 10)
         bill_ids = seed_store(scratch, to_pay)
-        rig = Rig(
-            args.lines, personalities, speed=1.0, link_dir=scratch / "ports", outbound=outbound
-        )
-        # as many bank lines as the daemon has outbound lines: a real telephone
-        # bank answers many calls at once, and the rack measures 1521, not the bank
-        bank = TelephoneBank.on_exchange(
-            rig.exchange, load_profile().dial.number, lines=max(1, outbound)
-        )
-        lag = Lag(rig)
-        meters = [LineMeter(ANSWER_RING, behind=lag.behind) for _ in rig.modems]
-        for modem, meter in zip(rig.modems, meters, strict=True):
-            modem.meter = meter
-        config = write_config(scratch, rig, args.lines)
-        async with rig:
-            bank.start()
+        beds = await start_testbeds(args, scratch, outbound, bill_ids, [b.bill_id for b in to_pay])
+        run.testbeds = len(beds)
+        tasks: list[asyncio.Task[None]] = []
+        daemon: asyncio.subprocess.Process | None = None
+        try:
+            inbound_ports: list[Port] = []
+            outbound_ports: list[Port] = []
+            for bed in beds:
+                ready = await bed.reply("ready", READY_TIMEOUT)
+                ports = [Port(*p) for p in zip(ready["links"], ready["personalities"], strict=True)]
+                part_lines = len(ports) - split(outbound, len(beds))[bed.index]
+                inbound_ports += ports[:part_lines]
+                outbound_ports += ports[part_lines:]
+            config = write_config(scratch, inbound_ports, outbound_ports)
+            lines = len(inbound_ports) + len(outbound_ports)
             daemon = await asyncio.create_subprocess_exec(
                 *cli("run", "--config", str(config)), stdin=subprocess.DEVNULL
             )
-            tasks: list[asyncio.Task[None]] = []
-            try:
-                await wait_ready(config, daemon, lines)
-                tasks.append(
-                    asyncio.create_task(sample_proc(daemon.pid, rig, args.lines, run.idle))
-                )
-                await asyncio.sleep(args.idle)
-                await wait_cancelled(tasks.pop())
-                callers = LoadCallers(
-                    rig,
-                    ears,
-                    bill_ids,
-                    callers=args.lines,
-                    stagger=min(0.5, args.ramp / args.lines),
-                    seed=args.seed,
-                    bank=bank,
-                    pay_bills=[b.bill_id for b in to_pay],
-                )
-                cpu0, wall0 = time.process_time(), time.monotonic()
-                tasks.append(asyncio.create_task(watch_lag(lag, run)))
-                tasks.append(
-                    asyncio.create_task(sample_proc(daemon.pid, rig, args.lines, run.load))
-                )
-                tasks.append(asyncio.create_task(callers.run()))
-                await asyncio.sleep(args.duration)
-                run.load.append(reading(daemon.pid, rig, args.lines))
-                run.testbed_cpu = time.process_time() - cpu0
-                run.wall = time.monotonic() - wall0
-                cut, cut_paying = callers.in_progress, callers.paying
-                for task in reversed(tasks):
-                    await wait_cancelled(task)
-                tasks.clear()
-                for result in callers.results:
-                    run.calls[result.ended] += 1
-                    run.styles[result.style] += 1
-                    if result.payment is not None:
-                        run.payments[result.payment] += 1
-                        if result.payment != "paid":
-                            run.payments_why[f"{result.payment}: {result.payment_why}"] += 1
-                run.calls["cut at the end of the run"] += cut
-                run.payments_cut = cut_paying
-                for phone in rig.phones.values():
-                    await phone.hang_up()
-                # calls cut off mid-payment end on the daemon's side (and the bank's)
-                run.settled = await all_idle(config, daemon, lines, SETTLE_TIMEOUT)
-                records = await control(config, "calls", "--limit", "1000")
-                for record in records or []:
-                    run.records[record.get("outcome") or "in progress"] += 1
-            finally:
-                for task in tasks:
-                    await wait_cancelled(task)
-                if daemon.returncode is None:
-                    daemon.send_signal(signal.SIGTERM)
-                    try:
-                        await asyncio.wait_for(daemon.wait(), 30)
-                    except TimeoutError:
-                        daemon.kill()
-                        await daemon.wait()
+            await wait_ready(config, daemon, lines)
+            tasks.append(asyncio.create_task(sample_proc(daemon.pid, beds, run.idle)))
+            await asyncio.sleep(args.idle)
+            await wait_cancelled(tasks.pop())
+            for bed in beds:
+                await bed.send("go")
+            wall0 = time.monotonic()
+            tasks.append(asyncio.create_task(sample_proc(daemon.pid, beds, run.load)))
+            await asyncio.sleep(args.duration)
+            run.load.append(reading(daemon.pid, beds))
+            run.wall = time.monotonic() - wall0
+            await wait_cancelled(tasks.pop())
+            for bed in beds:
+                await bed.send("stop")
+            for bed in beds:
+                await bed.reply("stopped", SETTLE_TIMEOUT)
+            # calls cut off mid-payment end on the daemon's side (and the bank's)
+            run.settled = await all_idle(config, daemon, lines, SETTLE_TIMEOUT)
+            records = await control(config, "calls", "--limit", "1000")
+            for record in records or []:
+                run.records[record.get("outcome") or "in progress"] += 1
+            await stop_daemon(daemon)
+            run.daemon_exit = daemon.returncode
+            for bed in beds:
+                await bed.send("end")
+            for bed in beds:
+                take_part(run, await bed.reply("done", SETTLE_TIMEOUT))
+        finally:
+            for task in tasks:
+                await wait_cancelled(task)
+            if daemon is not None:
+                await stop_daemon(daemon)
                 run.daemon_exit = daemon.returncode
-                await bank.stop()
-        run.ledger = [debit.tracking for debit in bank.ledger]
+            for bed in beds:
+                await bed.close()
         read_payments(scratch / "d.db", run)
-        for meter in meters[: args.lines]:
-            run.meter.merge(meter.figures)
-            run.relay_meter.merge(meter.relay_figures)
-        for meter in meters[args.lines :]:
-            run.outbound_meter.merge(meter.figures)
-            run.outbound_meter.merge(meter.relay_figures)
     return run
+
+
+async def stop_daemon(daemon: asyncio.subprocess.Process) -> None:
+    if daemon.returncode is not None:
+        return
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(daemon.wait(), 30)
+    except TimeoutError:
+        daemon.kill()
+        await daemon.wait()
+
+
+def take_part(run: RackRun, done: dict[str, Any]) -> None:
+    """Add one test-bed process's figures to the run's."""
+    for result in done["results"]:
+        run.calls[result["ended"]] += 1
+        run.styles[result["style"]] += 1
+        if result["payment"] is not None:
+            run.payments[result["payment"]] += 1
+            if result["payment"] != "paid":
+                run.payments_why[f"{result['payment']}: {result['payment_why']}"] += 1
+    run.calls["cut at the end of the run"] += done["cut"]
+    run.payments_cut += done["cut_paying"]
+    run.ledger += done["ledger"]
+    run.meter.merge(MeterFigures.from_json(done["meter"]))
+    run.relay_meter.merge(MeterFigures.from_json(done["relay_meter"]))
+    run.outbound_meter.merge(MeterFigures.from_json(done["outbound_meter"]))
+    run.lag_worst = max(run.lag_worst, done["lag_worst"])
+    run.lag_end = max(run.lag_end, done["lag_end"])
+    run.testbed_cpu += done["cpu"]
+    run.testbed_cpu_max = max(run.testbed_cpu_max, done["cpu"])
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -517,7 +598,11 @@ def figures(run: RackRun) -> dict[str, Any]:
             "lag_worst_ms": round(1000 * run.lag_worst, 1),
             "lag_end_ms": round(1000 * run.lag_end, 1),
             "kept_real_time": run.lag_worst <= LAG_LIMIT,
+            "processes": run.testbeds,
             "cpu_pct": round(100 * run.testbed_cpu / run.wall, 1) if run.wall else None,
+            "cpu_pct_busiest_process": (
+                round(100 * run.testbed_cpu_max / run.wall, 1) if run.wall else None
+            ),
         },
         "daemon": {
             "cpu_idle_pct": round(100 * idle_cpu, 2),
@@ -614,7 +699,8 @@ def print_table(f: dict[str, Any]) -> None:
             "emulator",
             f"lag worst {e['lag_worst_ms']} ms, end {e['lag_end_ms']} ms "
             f"({'kept real time' if e['kept_real_time'] else 'FELL BEHIND: figures suspect'}); "
-            f"test bed CPU {e['cpu_pct']} % of a core",
+            f"test bed CPU {e['cpu_pct']} % of a core in {e['processes']} process(es), "
+            f"the busiest {e['cpu_pct_busiest_process']} %",
         ),
         (
             "daemon CPU",
@@ -672,12 +758,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"the daemon's outbound lines to the bank (default: one per "
         f"{INBOUND_PER_OUTBOUND} lines, at least 1)",
     )
+    parser.add_argument(
+        "--testbeds",
+        type=int,
+        default=None,
+        help=f"test-bed processes the lines are split over (default: one per "
+        f"{LINES_PER_TESTBED} lines)",
+    )
     parser.add_argument("--seed", type=int, default=1521)
     args = parser.parse_args(argv)
     if args.lines < 1 or args.duration < 2 or args.idle < 1 or args.ramp < 0:
         parser.error("--lines >= 1, --duration >= 2, --idle >= 1, --ramp >= 0")
     if args.outbound is not None and args.outbound < 0:
         parser.error("--outbound >= 0")
+    if args.testbeds is not None and args.testbeds < 1:
+        parser.error("--testbeds >= 1")
     return args
 
 

@@ -4,7 +4,8 @@ the emulated telephone bank, and both sides agree on the payment.
 
 The rack benchmark (benchmarks/rack.py) runs the same callers at real time;
 its smoke test is too short to reach a payment, so this one pays on the
-flat-out clock.
+flat-out clock. The caller is the eighth of a rack split over test-bed
+processes (``first``), whose bank holds every caller's account.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from daemon1521.emulator.bank_voice import bank_voice
 from daemon1521.emulator.meter import LineMeter
 from daemon1521.emulator.rig import wait_cancelled
 from daemon1521.testbed.ears import Ears
-from daemon1521.testbed.load import LoadCallers, payable_bills, paying_card
+from daemon1521.testbed.load import FIRST_CALLER, LoadCallers, payable_bills, paying_card
 from daemon1521.testbed.site import EmulatedSite
 
 
@@ -44,7 +45,10 @@ async def test_a_paying_load_caller_is_debited_once_and_recorded_paid(tmp_path, 
             pay_bills=[b.bill_id for b in bills[:2]],
             styles=[("pay", 1.0)],
             wrong_pin=0.0,
+            first=7,
+            accounts=range(8),
         )
+        assert len(site.bank.accounts) == 8
         run = asyncio.create_task(callers.run())
         try:
             async with site.rig.clock.timeout(900.0):
@@ -57,7 +61,7 @@ async def test_a_paying_load_caller_is_debited_once_and_recorded_paid(tmp_path, 
 
         result = callers.results[0]
         assert (result.style, result.ended, result.payment) == ("pay", "done", "paid")
-        card, _ = paying_card(0)
+        card, _ = paying_card(7)
         [debit] = site.bank.ledger
         assert (debit.card, debit.bill_id, debit.amount) == (
             mask_card(card),
@@ -66,6 +70,7 @@ async def test_a_paying_load_caller_is_debited_once_and_recorded_paid(tmp_path, 
         )
         record = site.last_call()
         assert record.outcome == "paid"
+        assert record.caller_number == f"0{FIRST_CALLER + 7}"
         payments = site.store.payments_of_calls([record.id])[record.id]
         assert [(p.result, p.bill_id, p.tracking) for p in payments] == [
             ("paid", bills[0].bill_id, debit.tracking)

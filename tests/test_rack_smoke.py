@@ -1,4 +1,5 @@
-"""The rack benchmark runs end to end: two lines for a few seconds.
+"""The rack benchmark runs end to end: two lines for a few seconds, each in its
+own test-bed process, so the processes' protocol is exercised too.
 
 It asserts only that the run completes and reports every figure; speeds and
 latencies are the benchmark's to print, never a test's to judge.
@@ -16,8 +17,9 @@ TABLE_ROWS = ("key to prompt", "underruns", "emulator", "daemon CPU", "daemon RS
 
 
 def test_two_lines_for_a_few_seconds_print_the_table_and_json():
+    args = ["--lines", "2", "--duration", "4", "--idle", "1", "--testbeds", "2", "--json"]
     run = subprocess.run(
-        [sys.executable, str(RACK), "--lines", "2", "--duration", "4", "--idle", "1", "--json"],
+        [sys.executable, str(RACK), *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -36,3 +38,4 @@ def test_two_lines_for_a_few_seconds_print_the_table_and_json():
     for key in ("cpu_load_pct", "rss_idle_mib", "rss_peak_mib", "fds_end", "rss_slope_mib_per_h"):
         assert key in daemon
     assert "kept_real_time" in figures["emulator"]
+    assert figures["emulator"]["processes"] == 2

@@ -52,6 +52,8 @@ ANSWER_AFTER = 2.5
 """Seconds of ringing before the bank answers."""
 ANSWER_SETTLE = 0.4
 """Seconds after answering before the bank speaks and listens."""
+FIRST_TRACKING = 100_201
+"""The tracking number of a bank's first debit; later ones count up from it."""
 
 
 class _Gone(Exception):
@@ -116,7 +118,10 @@ class TelephoneBank(Phone):
         exchange: Exchange,
         accounts: Mapping[str, Account] | None = None,
         voice: PromptLibrary | None = None,
+        first_tracking: int = FIRST_TRACKING,
     ) -> None:
+        """``first_tracking``: the first debit's tracking number (banks on several
+        exchanges, as in a rack split over processes, each take their own series)."""
         super().__init__(exchange)
         self.voice = voice or bank_voice()
         self.accounts: dict[str, Account] = dict(accounts or {})
@@ -127,7 +132,7 @@ class TelephoneBank(Phone):
         self._keys: deque[str] = deque()
         self._detector = DtmfDetector()
         self._task: asyncio.Task[None] | None = None
-        self._tracking = itertools.count(100_201)
+        self._tracking = itertools.count(first_tracking)
         self._speaking_until = 0
         self._clerks: list[TelephoneBank] = []
         """The bank's other lines (see :meth:`on_exchange`), sharing its books."""
@@ -140,10 +145,11 @@ class TelephoneBank(Phone):
         accounts: Mapping[str, Account] | None = None,
         voice: PromptLibrary | None = None,
         lines: int = 1,
+        first_tracking: int = FIRST_TRACKING,
     ) -> TelephoneBank:
         if lines < 1:
             raise ValueError(f"a telephone bank needs at least one line, got {lines}")
-        bank = cls(exchange, accounts, voice)
+        bank = cls(exchange, accounts, voice, first_tracking)
         if lines == 1:
             exchange.add_line(number, bank, label="telephone bank")
             return bank

@@ -27,9 +27,11 @@ meanwhile, the streams that start meanwhile and their underruns go to
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 RING_GAP = 8.0
 """Seconds without a ring after which the next ring starts a new call."""
@@ -55,6 +57,15 @@ class MeterFigures:
     plays frames in a burst to catch up, faster than any host paces its audio."""
     prompts: int = 0
     """Transmit streams that carried audio (prompts, or parts of one)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures as plain JSON values, to send from a test-bed process."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MeterFigures:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def merge(self, other: MeterFigures) -> None:
         self.key_to_prompt += other.key_to_prompt

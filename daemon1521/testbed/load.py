@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +163,13 @@ class LoadCallers:
     ``pay_bills``, in order; once they are used up, callers decline again.
     Each caller's account is opened at the bank here. ``styles`` replaces
     :data:`STYLES`; ``wrong_pin`` is the share of payments with a wrong PIN.
+
+    ``first`` is the index of the first of these callers among all the callers
+    of a run split over several test-bed processes: it sets their numbers,
+    cards and random streams, so no two processes have the same caller. The
+    daemon may then carry a caller's payment to the bank of any process, so
+    ``accounts`` names every caller whose account each bank must hold
+    (default: these callers').
     """
 
     def __init__(
@@ -178,12 +185,15 @@ class LoadCallers:
         pay_bills: Sequence[str] = (),
         styles: Sequence[tuple[str, float]] = STYLES,
         wrong_pin: float = WRONG_PIN_SHARE,
+        first: int = 0,
+        accounts: Iterable[int] | None = None,
     ) -> None:
         if not bill_ids:
             raise ValueError("load callers need at least one bill ID to type")
         self.site = _Site(rig, ears)
         self.bill_ids = list(bill_ids)
         self.callers = callers
+        self.first = first
         self.stagger = stagger
         self.seed = seed
         self.pay_bills = deque(pay_bills)
@@ -202,7 +212,7 @@ class LoadCallers:
         """Callers who asked 1521 to remember their card."""
         self._spot: Callable[[np.ndarray], list[str]] | None = None
         if bank is not None:
-            for index in range(callers):
+            for index in range(first, first + callers) if accounts is None else accounts:
                 card, pin = paying_card(index)
                 bank.add_account(card, BALANCE, pin)
             # built now: building a recogniser during the calls would stall the lines
@@ -211,7 +221,7 @@ class LoadCallers:
     async def run(self) -> None:
         """Run every caller until cancelled; results gather in :attr:`results`."""
         async with asyncio.TaskGroup() as group:
-            for index in range(self.callers):
+            for index in range(self.first, self.first + self.callers):
                 group.create_task(self._subscriber(index))
 
     async def _subscriber(self, index: int) -> None:
@@ -219,12 +229,13 @@ class LoadCallers:
         number = f"0{FIRST_CALLER + index}"
         caller = Caller(self.site, self.site.rig.phone(number))
         bill_id = self.bill_ids[index % len(self.bill_ids)]
-        await caller.wait(index * self.stagger)
+        local = index - self.first
+        await caller.wait(local * self.stagger)
         first = True
         while True:
             style = rng.choices([s for s, _ in self.styles], [w for _, w in self.styles])[0]
-            if first and index < len(self.styles):
-                style = self.styles[index][0]
+            if first and local < len(self.styles):
+                style = self.styles[local][0]
             first = False
             bill = bill_id
             if style == "pay":
