@@ -29,6 +29,7 @@ import dataclasses
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,9 @@ async def serve(part: Part, commands: asyncio.StreamReader) -> None:
     meters = [LineMeter(ANSWER_RING, behind=lag.behind) for _ in rig.modems]
     for modem, meter in zip(rig.modems, meters, strict=True):
         modem.meter = meter
+    # callers recognise prompts on a thread: at 10-40 ms a time, in the loop it
+    # would hold up every line of this process (see CallerSite)
+    listening = ThreadPoolExecutor(1, thread_name_prefix="rack-ears")
     callers: LoadCallers | None = None
     tasks: list[asyncio.Task[None]] = []
     cpu = wall = 0.0
@@ -163,6 +167,7 @@ async def serve(part: Part, commands: asyncio.StreamReader) -> None:
                 pay_bills=part.pay_bills,
                 first=part.first,
                 accounts=range(part.callers_total),
+                listening=listening,
             )
             cpu0, wall0 = time.process_time(), time.monotonic()
             tasks += [
@@ -185,6 +190,7 @@ async def serve(part: Part, commands: asyncio.StreamReader) -> None:
             for task in tasks:
                 await wait_cancelled(task)
             await bank.stop()
+            listening.shutdown(cancel_futures=True)
     inbound, relay, outbound = MeterFigures(), MeterFigures(), MeterFigures()
     for meter in meters[: part.lines]:
         inbound.merge(meter.figures)
@@ -218,4 +224,6 @@ async def main() -> None:
 
 if __name__ == "__main__":
     setup_logging("ERROR")
+    # the loop gets the GIL back from the listening thread within 1 ms, not 5
+    sys.setswitchinterval(0.001)
     asyncio.run(main())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -22,11 +24,23 @@ HANG_UP_WAIT = 30.0
 """Seconds a caller waits for the line to hang up after the last prompt."""
 
 
+_T = TypeVar("_T")
+
+
 class CallerSite(Protocol):
-    """What a :class:`Caller` needs of the site it calls: the wiring and the ears."""
+    """What a :class:`Caller` needs of the site it calls: the wiring and the ears.
+
+    ``listening`` is where callers recognise prompts: None for the event loop
+    itself, or a one-thread executor. Recognising a prompt takes 10-40 ms,
+    which at real time would hold up every emulated line in the loop
+    (the rack measures latencies of a few ms at the modems), so a rack hears
+    on a thread; the numpy work then runs beside the loop, and the loop waits
+    for the GIL at most a switch interval.
+    """
 
     rig: Rig
     ears: Ears
+    listening: Executor | None
 
 
 class Caller:
@@ -80,13 +94,21 @@ class Caller:
             if last_sound is not None and last_sound != judged and heard_end - last_sound >= quiet:
                 judged = last_sound
                 for prompt in prompts:
-                    if self.site.ears.ends_with(prompt, audio[self.mark : heard_end]):
+                    said = audio[self.mark : heard_end]
+                    if await self.recognise(self.site.ears.ends_with, prompt, said):
                         self.mark = heard_end
                         return prompt
             await self.phone.wait(POLL_SECONDS)
             waited += POLL_SECONDS
         shown = prompts[0] if len(prompts) == 1 else " or ".join(prompts)
         raise AssertionError(f"{self.phone.number} never heard {shown!r}")
+
+    async def recognise(self, judge: Callable[..., _T], *args: object) -> _T:
+        """``judge(*args)`` where the site listens (see :class:`CallerSite`)."""
+        executor = self.site.listening
+        if executor is None:
+            return judge(*args)
+        return await asyncio.get_running_loop().run_in_executor(executor, judge, *args)
 
     async def press(self, keys: str, shown: str | None = None) -> None:
         """Press keys; what the line plays from the first key on counts as new.

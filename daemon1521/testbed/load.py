@@ -33,6 +33,7 @@ import contextlib
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,9 +142,10 @@ def payable_bills(count: int) -> list[DemoBill]:
 class _Site:
     """What :class:`~daemon1521.testbed.caller.Caller` needs: the wiring and the ears."""
 
-    def __init__(self, rig: Rig, ears: Ears) -> None:
+    def __init__(self, rig: Rig, ears: Ears, listening: Executor | None) -> None:
         self.rig = rig
         self.ears = ears
+        self.listening = listening
 
 
 @dataclass
@@ -169,7 +171,8 @@ class LoadCallers:
     cards and random streams, so no two processes have the same caller. The
     daemon may then carry a caller's payment to the bank of any process, so
     ``accounts`` names every caller whose account each bank must hold
-    (default: these callers').
+    (default: these callers'). ``listening``: where the callers recognise
+    prompts (see :class:`~daemon1521.testbed.caller.CallerSite`).
     """
 
     def __init__(
@@ -187,10 +190,11 @@ class LoadCallers:
         wrong_pin: float = WRONG_PIN_SHARE,
         first: int = 0,
         accounts: Iterable[int] | None = None,
+        listening: Executor | None = None,
     ) -> None:
         if not bill_ids:
             raise ValueError("load callers need at least one bill ID to type")
-        self.site = _Site(rig, ears)
+        self.site = _Site(rig, ears, listening)
         self.bill_ids = list(bill_ids)
         self.callers = callers
         self.first = first
@@ -369,7 +373,7 @@ class LoadCallers:
                     meter.relayed = True
                 heard = await self._give_card(caller, card, rng)
             if heard is None:  # 1521 ended the call: no outbound line, no bank, ...
-                self._judge(caller, accepted, payment)
+                await self._judge(caller, accepted, payment)
                 return await self._line_hangs_up(caller)
             wrong = rng.random() < self.wrong_pin
             await self._type(caller, (WRONG_PIN if wrong else pin) + "#", rng)
@@ -377,7 +381,7 @@ class LoadCallers:
             offer = await self._hear_one_of(
                 caller, (flow1521.OFFER_REMEMBER_CARD,), rng, OUTCOME_WAIT
             )
-            self._judge(caller, keyed, payment)
+            await self._judge(caller, keyed, payment)
             if payment.why == "wrong PIN" and not wrong:
                 payment.why = "wrong PIN, though the right one was keyed"
             if meter is not None:
@@ -407,10 +411,10 @@ class LoadCallers:
         await self._type(caller, "1", rng)
         return await self._hear_one_of(caller, (BANK_ASK_PIN,), rng, 60.0)
 
-    def _judge(self, caller: Caller, since: int, payment: _Payment) -> None:
+    async def _judge(self, caller: Caller, since: int, payment: _Payment) -> None:
         """What 1521 said of the payment in what was heard from sample ``since`` on."""
         assert self._spot is not None
-        for name in self._spot(caller.phone.heard[since:]):
+        for name in await caller.recognise(self._spot, caller.phone.heard[since:]):
             payment.outcome, payment.why = OUTCOMES[name]
             return
 

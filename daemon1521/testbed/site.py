@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,7 @@ class EmulatedSite:
         self.speed = speed
         self.personality = personality
         self.ears = ears
+        self.listening: Executor | None = None  # the daemon shares this loop: hear in it
         self._scratch = tempfile.TemporaryDirectory(prefix="daemon1521-site-")
         scratch = Path(self._scratch.name)  # short: a Unix socket path has a length limit
         self.inbound = lines
