@@ -13,6 +13,7 @@ import sqlite_utils
 from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.store import (
     MIGRATIONS,
+    PAGE_CACHE_KIB,
     Bill,
     CallOutcome,
     Store,
@@ -61,6 +62,12 @@ def test_open_creates_schema_in_wal_mode(store: Store):
     assert {"bills", "remembered_bills", "remembered_cards", "calls", "payments"} <= set(
         store.db.table_names()
     )
+
+
+def test_the_page_cache_is_bounded_so_memory_does_not_grow_with_the_records(store: Store):
+    # negative: KiB, not pages; SQLite's default would be -2000
+    assert store.db.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
+    assert PAGE_CACHE_KIB < 2000
 
 
 def test_reopen_keeps_data_and_does_not_migrate_again(tmp_path: Path):
