@@ -234,6 +234,30 @@ async def test_split_reads_and_line_noise_while_idle_do_not_upset_it(personality
         assert modem.state == "idle"
 
 
+async def test_a_timeout_due_between_rings_waits_for_the_ringing_call(personality):
+    """The daemon's idle health check is a wait_for_call timeout; one that fell due
+    between the first ring and the answering one dropped the ring counted, and
+    the call was answered a whole ring cadence (5 s) late."""
+    async with emulated_site(personality) as (rig, modem):
+        phone = rig.phone(CALLER)
+        dialling = asyncio.create_task(phone.dial(rig.service_number))
+        try:
+            while rig.exchange.alerting_since(rig.lines[0]) is None:
+                await rig.clock.sleep(0.1)
+            await rig.clock.sleep(0.5)  # the first ring has come
+            incoming = await modem.wait_for_call(timeout=1.0)  # due long before the second
+            assert incoming is not None and incoming.rings == 2
+            assert rig.clock.now() - rig.exchange.alerting_since(rig.lines[0]) < 6.0
+            await modem.answer()
+            assert await dialling == "answered"
+        finally:
+            await wait_cancelled(dialling)
+        await phone.hang_up()
+        await modem.hang_up()
+        # not ringing: the timeout is a timeout
+        assert await modem.wait_for_call(timeout=1.0) is None
+
+
 async def test_answered_calls_are_not_mistaken_for_new_ones(personality):
     """RING that lags the hook change (USR, field reports) and DLE H after VLS=1."""
     async with emulated_site(personality, rings_to_answer=1) as (rig, modem):

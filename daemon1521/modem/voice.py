@@ -262,6 +262,10 @@ class VoiceModem:
     async def wait_for_call(self, timeout: float | None = None) -> IncomingCall | None:
         """Wait until a call has rung ``rings_to_answer`` times; None on timeout.
 
+        A timeout that falls due while a call is ringing waits for that call
+        (until it is answered or stops ringing): the daemon's idle health check
+        is such a timeout, and returning then would drop the rings counted, so
+        the call would be answered a whole ring cadence late.
         Caller ID arrives between the first and second ring; a call that stops
         ringing before the count is reached is forgotten. A port spewing noise
         is not ringing: rings too close together, or within a burst of
@@ -278,14 +282,13 @@ class VoiceModem:
             settle = RING_MIN_INTERVAL
             while True:
                 wait = None if deadline is None else max(0.0, deadline - clock.now())
-                if rings:
-                    gap = last_ring + RING_GAP - clock.now()
-                    wait = gap if wait is None else min(wait, gap)
+                if rings:  # ringing: the call is answered or forgotten first
+                    wait = last_ring + RING_GAP - clock.now()
                 try:
                     event = await clock.wait_for(engine.events.get(), wait)
                 except TimeoutError:
-                    if deadline is not None and clock.now() >= deadline:
-                        return None
+                    if not rings:
+                        return None  # the deadline
                     logger.debug("{}: ringing stopped after {} ring(s)", self.url, rings)
                     rings, caller = 0, None
                     continue
