@@ -258,6 +258,26 @@ async def test_a_timeout_due_between_rings_waits_for_the_ringing_call(personalit
         assert await modem.wait_for_call(timeout=1.0) is None
 
 
+async def test_a_ring_that_comes_while_the_line_hangs_up_is_kept_for_the_next_call(personality):
+    """A busy hunt group rings a line the moment it is on hook, while the driver
+    still sends the rest of its hang-up; that ring was drained with the call's
+    leftovers, and the next call answered a ring cadence late."""
+    async with emulated_site(personality, rings_to_answer=1) as (rig, modem):
+        emulated = rig.modems[0]
+        phone, _ = await call_in(rig, modem)
+        await phone.hang_up()
+        hanging = asyncio.create_task(modem.hang_up())
+        try:
+            while emulated.off_hook:
+                await asyncio.sleep(0)
+            emulated.inject(b"\r\nRING\r\n")  # on hook, the rest of the hang-up to come
+            await hanging
+        finally:
+            await wait_cancelled(hanging)
+        incoming = await modem.wait_for_call(timeout=0.5)
+        assert incoming is not None and incoming.rings == 1
+
+
 async def test_answered_calls_are_not_mistaken_for_new_ones(personality):
     """RING that lags the hook change (USR, field reports) and DLE H after VLS=1."""
     async with emulated_site(personality, rings_to_answer=1) as (rig, modem):

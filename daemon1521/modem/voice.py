@@ -754,23 +754,37 @@ class VoiceModem:
             logger.debug("{}: port failed while hanging up", self.url)
         finally:
             if call is not None:
-                self._drain_events(self._engine, call)
+                # what came meanwhile is the call's, but for a new call's ring: a
+                # busy hunt group rings a line the moment it is on hook, and a
+                # ring dropped here would be answered a whole cadence late
+                self._drain_events(self._engine, call, keep_rings=True)
 
     async def _end_call_quietly(self) -> None:
         with contextlib.suppress(ModemError):
             await self._hang_up()
 
-    def _drain_events(self, engine: AtEngine, call: _Call | None = None) -> None:
-        """Take what arrived in command mode: keys for the call, hang-up evidence."""
+    def _drain_events(
+        self, engine: AtEngine, call: _Call | None = None, *, keep_rings: bool = False
+    ) -> None:
+        """Take what arrived in command mode: keys for the call, hang-up evidence.
+        With ``keep_rings``, rings and caller ID stay queued for the next call."""
         call = call or self._call
+        kept = []
         while not engine.events.empty():
             event = engine.events.get_nowait()
-            if isinstance(event, PortDown):
+            if keep_rings and (
+                isinstance(event, Ring | CallerInfo)
+                or (isinstance(event, DleEvent) and event.code == "R")
+            ):
+                kept.append(event)
+            elif isinstance(event, PortDown):
                 self._port_failed()
             elif isinstance(event, DleEvent) and call is not None:
                 key = self._judge(call, event)
                 if key is not None:
                     call.keys.append(key)  # pressed between operations: type-ahead
+        for event in kept:
+            engine.events.put_nowait(event)
 
     def _judge(self, call: _Call, event: DleEvent, *, playing: bool = False) -> str | None:
         """A key, or hang-up evidence noted on the call's watch."""
