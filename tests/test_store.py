@@ -13,7 +13,6 @@ import sqlite_utils
 from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.store import (
     MIGRATIONS,
-    PAGE_CACHE_KIB,
     Bill,
     CallOutcome,
     Store,
@@ -64,10 +63,14 @@ def test_open_creates_schema_in_wal_mode(store: Store):
     )
 
 
-def test_the_page_cache_is_bounded_so_memory_does_not_grow_with_the_records(store: Store):
-    # negative: KiB, not pages; SQLite's default would be -2000
-    assert store.db.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
-    assert PAGE_CACHE_KIB < 2000
+def test_the_page_cache_is_bounded_only_when_asked(tmp_path: Path):
+    def cache_size(store: Store) -> int:
+        return store.db.execute("PRAGMA cache_size").fetchone()[0]
+
+    with Store.open(tmp_path / "a.db") as store:
+        assert cache_size(store) == -2000  # SQLite's default (KiB): for imports
+    with Store.open(tmp_path / "a.db", page_cache_kib=256) as store:
+        assert cache_size(store) == -256
 
 
 def test_reopen_keeps_data_and_does_not_migrate_again(tmp_path: Path):

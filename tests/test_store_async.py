@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from daemon1521.billing.async_store import AsyncStore
+from daemon1521.billing.async_store import PAGE_CACHE_KIB, AsyncStore
 from daemon1521.billing.ids import make_bill_id, make_payment_id
 from daemon1521.billing.spool import spool_path
 from daemon1521.billing.store import Store
@@ -59,6 +59,14 @@ def a_call(store: AsyncStore, line: str = "line1") -> int:
     store.remember_bill(CALLER, BILL)
     store.close_call(call_id, "not_paid", "caller chose not to pay")
     return call_id
+
+
+async def test_the_daemons_connections_keep_a_small_page_cache(db_path: Path) -> None:
+    # SQLite's default cache grew the daemon's memory with its records for hours
+    async with await AsyncStore.open(db_path) as store:
+        size = await store._read(lambda s: s.db.execute("PRAGMA cache_size").fetchone()[0])
+        assert size == -PAGE_CACHE_KIB
+        assert PAGE_CACHE_KIB < 2000
 
 
 async def test_writes_are_queued_and_written(db_path: Path) -> None:

@@ -38,12 +38,6 @@ STORE_ENV = "DAEMON1521_STORE"
 """Environment variable that overrides :data:`DEFAULT_STORE_PATH`."""
 DEFAULT_BUSY_TIMEOUT = 5.0
 """Seconds a write waits for another process's write (an import) to finish."""
-PAGE_CACHE_KIB = 1024
-"""SQLite's page cache per connection. Its default (2 MiB) fills as the tables grow,
-so a daemon's memory grew with its call records for hours (about 2.4 MiB an hour
-at 32 busy lines, two connections) before it levelled off. The hot pages (the
-bill index's upper levels, the newest records) fit in far less, and the
-operating system caches the file anyway."""
 SCHEMA_TABLE = "schema_version"
 CALL_FIELDS = frozenset(
     {"answered_at", "ended_at", "last_state", "bill_id", "amount_announced", "outcome", "reason"}
@@ -314,11 +308,13 @@ class Store:
         *,
         now: Callable[[], datetime] | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        page_cache_kib: int | None = None,
     ) -> Store:
         """Open (creating if needed) the database at ``path`` (its directory
         must exist), in WAL mode and at the current schema version. ``now``
         supplies aware timestamps (an emulated clock in tests);
-        ``busy_timeout`` is how long a write waits for another writer."""
+        ``busy_timeout`` is how long a write waits for another writer;
+        ``page_cache_kib`` bounds SQLite's page cache (default: SQLite's 2 MiB)."""
         clock = now or _utcnow
         conn: sqlite3.Connection | None = None
         try:
@@ -328,7 +324,8 @@ class Store:
                 db.enable_wal()
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
+            if page_cache_kib is not None:
+                db.execute(f"PRAGMA cache_size=-{max(1, int(page_cache_kib))}")
             migrate(db, now=clock)
         except sqlite3.Error as exc:
             if conn is not None:
