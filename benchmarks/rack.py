@@ -1,7 +1,7 @@
 """A full rack at real time: the daemon in one process, the emulated site in others.
 
-The test bed (rack_testbed.py, one or more processes: about 32 lines each by
-default) runs the emulated exchange, N voice modems on pseudo-terminals, K
+The test bed (rack_testbed.py, one or more processes: by default about 32 lines
+each, at most one per core) runs the emulated exchange, N voice modems on pseudo-terminals, K
 more modems that are the daemon's outbound lines to the emulated telephone
 bank (one per 4 inbound lines by default), the bank itself and N scripted
 callers (daemon1521.testbed.load); the real daemon runs as ``daemon1521 run
@@ -365,7 +365,10 @@ async def start_testbeds(
 ) -> list[TestBed]:
     """The test-bed processes, each with its share of lines, outbound lines and bills."""
     personalities = args.personality or list(PERSONALITIES)
-    count = args.testbeds or max(1, -(-args.lines // LINES_PER_TESTBED))
+    # by default no more processes than cores: each more only takes the daemon's
+    # share of the CPU (the scheduler shares it per process), and 8 of them at 256
+    # lines on 2 cores starved it
+    count = args.testbeds or min(os.cpu_count() or 1, -(-args.lines // LINES_PER_TESTBED))
     count = min(count, args.lines)
     lines, outs = split(args.lines, count), split(outbound, count)
     pays = split(len(to_pay), count)
@@ -763,7 +766,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help=f"test-bed processes the lines are split over (default: one per "
-        f"{LINES_PER_TESTBED} lines)",
+        f"{LINES_PER_TESTBED} lines, at most one per core)",
     )
     parser.add_argument("--seed", type=int, default=1521)
     args = parser.parse_args(argv)
