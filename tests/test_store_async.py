@@ -62,7 +62,7 @@ def a_call(store: AsyncStore, line: str = "line1") -> int:
 
 
 async def test_the_daemons_connections_keep_a_small_page_cache(db_path: Path) -> None:
-    # SQLite's default cache grew the daemon's memory with its records for hours
+    # SQLite's default cache would grow the daemon's memory with its records for hours
     async with await AsyncStore.open(db_path) as store:
         size = await store._read(lambda s: s.db.execute("PRAGMA cache_size").fetchone()[0])
         assert size == -PAGE_CACHE_KIB

@@ -88,12 +88,13 @@ T = TypeVar("T")
 
 PAGE_CACHE_KIB = 256
 """SQLite's page cache for each of the daemon's two connections. The default (2
-MiB) fills with every page of the call records ever touched, so the daemon's
-memory grew with its records for hours (a 30-minute soak at 32 busy lines:
-+3 MiB an hour, not yet levelled off). The daemon's working set is a few
-dozen pages (the bill index's upper levels, the newest records), and the
-operating system caches the file anyway. Imports and other commands keep
-SQLite's default: they run once, and a big import wants the larger cache."""
+MiB) keeps every record page touched until it is full, so a daemon's memory
+would grow with its records for hours, by up to 4 MiB (two connections over a
+growing database, measured outside the daemon). The daemon's working set is
+a few dozen pages (the bill index's upper levels, the newest records), and
+the operating system caches the file anyway. Imports and other commands
+keep SQLite's default: they run once, and a big import wants the larger
+cache."""
 WRITE_WAIT = 0.5
 """Seconds one write attempt waits for another process's lock before the
 entries go to the spool (the loop never waits for it)."""
