@@ -280,8 +280,9 @@ async def wait_ready(config: Path, daemon: asyncio.subprocess.Process, lines: in
 class TestBed:
     """One test-bed process (rack_testbed.py) and what it last reported."""
 
-    def __init__(self, index: int, proc: asyncio.subprocess.Process) -> None:
-        self.index = index
+    def __init__(self, part: Part, proc: asyncio.subprocess.Process) -> None:
+        self.part = part
+        self.index = part.index
         self.proc = proc
         self.in_call = 0
         self.legs = 0
@@ -297,7 +298,7 @@ class TestBed:
             stdout=subprocess.PIPE,
             limit=2**24,
         )
-        bed = cls(part.index, proc)
+        bed = cls(part, proc)
         await bed.send(json.dumps(dataclasses.asdict(part)))
         return bed
 
@@ -361,16 +362,15 @@ def read_payments(store_path: Path, run: RackRun) -> None:
 
 
 async def start_testbeds(
-    args: argparse.Namespace, scratch: Path, outbound: int, bill_ids: list[str], to_pay: list[str]
+    args: argparse.Namespace, run: RackRun, scratch: Path, bill_ids: list[str], to_pay: list[str]
 ) -> list[TestBed]:
     """The test-bed processes, each with its share of lines, outbound lines and bills."""
-    personalities = args.personality or list(PERSONALITIES)
     # by default no more processes than cores: each more only takes the daemon's
     # share of the CPU (the scheduler shares it per process), and 8 of them at 256
     # lines on 2 cores starved it
     count = args.testbeds or min(os.cpu_count() or 1, -(-args.lines // LINES_PER_TESTBED))
     count = min(count, args.lines)
-    lines, outs = split(args.lines, count), split(outbound, count)
+    lines, outs = split(args.lines, count), split(run.outbound, count)
     pays = split(len(to_pay), count)
     beds: list[TestBed] = []
     try:
@@ -383,7 +383,7 @@ async def start_testbeds(
                 outbound=outs[index],
                 first=first,
                 callers_total=args.lines,
-                personalities=personalities,
+                personalities=run.personalities,
                 link_dir=str(scratch / "ports" / f"bed{index}"),
                 bill_ids=bill_ids,
                 pay_bills=to_pay[paid_from : paid_from + pays[index]],
@@ -408,7 +408,7 @@ async def rack(args: argparse.Namespace) -> RackRun:
         scratch = Path(tmp)
         to_pay = payable_bills(round(args.lines * args.duration / PAY_CALL_SECONDS) + 10)
         bill_ids = seed_store(scratch, to_pay)
-        beds = await start_testbeds(args, scratch, outbound, bill_ids, [b.bill_id for b in to_pay])
+        beds = await start_testbeds(args, run, scratch, bill_ids, [b.bill_id for b in to_pay])
         run.testbeds = len(beds)
         tasks: list[asyncio.Task[None]] = []
         daemon: asyncio.subprocess.Process | None = None
@@ -418,9 +418,8 @@ async def rack(args: argparse.Namespace) -> RackRun:
             for bed in beds:
                 ready = await bed.reply("ready", READY_TIMEOUT)
                 ports = [Port(*p) for p in zip(ready["links"], ready["personalities"], strict=True)]
-                part_lines = len(ports) - split(outbound, len(beds))[bed.index]
-                inbound_ports += ports[:part_lines]
-                outbound_ports += ports[part_lines:]
+                inbound_ports += ports[: bed.part.lines]
+                outbound_ports += ports[bed.part.lines :]
             config = write_config(scratch, inbound_ports, outbound_ports)
             lines = len(inbound_ports) + len(outbound_ports)
             daemon = await asyncio.create_subprocess_exec(

@@ -205,10 +205,13 @@ class AsyncStore:
             raise
         return store
 
+    def _open_connection(self) -> Store:
+        return Store.open(self.path, now=self._now, page_cache_kib=PAGE_CACHE_KIB)
+
     def _start(self) -> None:
-        self._writer = Store.open(self.path, now=self._now, page_cache_kib=PAGE_CACHE_KIB)
+        self._writer = self._open_connection()
         try:
-            self._reader = Store.open(self.path, now=self._now, page_cache_kib=PAGE_CACHE_KIB)
+            self._reader = self._open_connection()
             self._identity = _identity(self.path)
             self._replay()
             calls, payments = self._writer.last_ids()
@@ -361,7 +364,7 @@ class AsyncStore:
 
     def _reopen_reader(self) -> None:
         try:
-            fresh = Store.open(self.path, now=self._now, page_cache_kib=PAGE_CACHE_KIB)
+            fresh = self._open_connection()
         except StoreUnavailable:
             if self._reader is None:
                 raise
@@ -599,7 +602,7 @@ class AsyncStore:
             return
         logger.warning("store: {} was replaced; reopening it", self.path)
         try:
-            fresh = Store.open(self.path, now=self._now, page_cache_kib=PAGE_CACHE_KIB)
+            fresh = self._open_connection()
             fresh.set_busy_timeout(self._write_wait)
         except StoreUnavailable as exc:
             self._report(db=f"the replaced database file cannot be opened: {exc}")

@@ -325,7 +325,7 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             if page_cache_kib is not None:
-                db.execute(f"PRAGMA cache_size=-{max(1, int(page_cache_kib))}")
+                db.execute(f"PRAGMA cache_size=-{int(page_cache_kib)}")
             migrate(db, now=clock)
         except sqlite3.Error as exc:
             if conn is not None:
