@@ -8,7 +8,6 @@ own peak RSS is read back from ``wait4``.
 
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 from pathlib import Path
@@ -46,7 +45,6 @@ def _upload(tmp_path: Path, source: Path, *extra: str) -> tuple[int, str, int]:
             tmp_path,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
         )
     return code, out_path.read_text(errors="replace"), peak // 1024
 
