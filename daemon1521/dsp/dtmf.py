@@ -210,23 +210,30 @@ def _probe_basis(freqs: Sequence[float], size: int, rate: int) -> tuple[np.ndarr
     return np.cos(w * n), np.sin(w * n)
 
 
-def _probe_power(windows: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """Mean power of the sinusoid at each probe frequency, per window."""
+def _probe_power(windows: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Mean power of the sinusoid at each probe frequency, per window.
+
+    ``basis`` holds the probes' cosine columns, then their sine columns (one
+    matrix product per push: the windows are few and short, so each numpy
+    call costs more than its arithmetic).
+    """
     size = windows.shape[1]
-    c = windows @ cos
-    s = windows @ sin
-    return (c * c + s * s) * (2.0 / (size * size))
+    k = basis.shape[1] // 2
+    cs = windows @ basis
+    cs *= cs
+    return (cs[:, :k] + cs[:, k:]) * (2.0 / (size * size))
 
 
 def _mean_power(windows: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", windows, windows) / windows.shape[1]
 
 
-def _too_quiet(windows: np.ndarray, min_power: float) -> bool:
-    """Whether no window can hold a sinusoid of ``min_power``: a probe's power is
-    at most twice the window's mean power (Cauchy-Schwarz), so this is exact,
-    and it spares the probes on the silence that fills most of a call."""
-    return bool(2.0 * _mean_power(windows).max() < min_power)
+def _too_quiet(mean: np.ndarray, min_power: float) -> bool:
+    """Whether no window (of mean power ``mean``) can hold a sinusoid of
+    ``min_power``: a probe's power is at most twice the window's mean power
+    (Cauchy-Schwarz), so this is exact, and it spares the probes on the
+    silence that fills most of a call."""
+    return bool(2.0 * mean.max() < min_power)
 
 
 class DtmfDetector:
@@ -238,7 +245,7 @@ class DtmfDetector:
         self._win = _Windows(size, round(DTMF_HOP_S * rate))
         freqs = [f * (1 + o) for f in (*ROW_FREQS, *COL_FREQS) for o in DTMF_OFFSETS]
         self._probe_freqs = np.asarray(freqs)
-        self._cos, self._sin = _probe_basis(freqs, size, rate)
+        self._basis = np.hstack(_probe_basis(freqs, size, rate))
         self._fits: dict[tuple[int, int], np.ndarray] = {}
         self._min_power = DBM0_POWER * 10 ** (DTMF_MIN_TONE_DBM0 / 10)
         self.reset()
@@ -261,15 +268,14 @@ class DtmfDetector:
         windows, ends = self._win.push(samples)
         if len(ends) == 0:
             return []
-        if self._key is None and (self._win.silent or _too_quiet(windows, self._min_power)):
-            self._cand = -1
-            self._run += len(ends)
-            return []
-        keys = self._classify(windows)
+        if self._key is None and self._win.silent:
+            return self._nothing(len(ends))
+        mean = _mean_power(windows)
+        if self._key is None and _too_quiet(mean, self._min_power):
+            return self._nothing(len(ends))
+        keys = self._classify(windows, mean)
         if self._key is None and not (keys >= 0).any():
-            self._cand = -1
-            self._run += len(keys)
-            return []
+            return self._nothing(len(keys))
         events: list[DtmfEvent] = []
         for end, k in zip(ends.tolist(), keys.tolist(), strict=True):
             if k == self._cand:
@@ -290,27 +296,42 @@ class DtmfDetector:
                 events.append(DtmfEvent(self._key, "down", end))
         return events
 
-    def _classify(self, windows: np.ndarray) -> np.ndarray:
-        """Key index (into KEYS) per window, -1 where no valid DTMF."""
+    def _nothing(self, windows: int) -> list[DtmfEvent]:
+        """What ``windows`` windows without a key do while no key is down."""
+        self._cand = -1
+        self._run += windows
+        return []
+
+    def _classify(self, windows: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """Key index (into KEYS) per window, -1 where no valid DTMF.
+
+        ``mean`` is each window's mean power. The conditions that speech and
+        call-progress tones fail (both tones loud enough and together most of
+        the window's power) are checked first, on the strongest row and column
+        tone alone: most windows that are not silent are one of those, and
+        this spares them the rest.
+        """
         m = len(windows)
-        probes = _probe_power(windows, self._cos, self._sin).reshape(m, 8, len(DTMF_OFFSETS))
-        best_offset = probes.argmax(axis=2)
+        probes = _probe_power(windows, self._basis).reshape(m, 8, len(DTMF_OFFSETS))
         power = probes.max(axis=2)
         rows, cols = power[:, :4], power[:, 4:]
+        pr = rows.max(axis=1)
+        pc = cols.max(axis=1)
+        ok = (pr >= self._min_power) & (pc >= self._min_power)
+        ok &= pr + pc >= DTMF_MIN_PURITY * mean
+        if not ok.any():
+            return np.full(m, -1)
         row = rows.argmax(axis=1)
         col = cols.argmax(axis=1)
-        idx = np.arange(m)
-        pr = rows[idx, row]
-        pc = cols[idx, col]
         dominance = 10 ** (DTMF_DOMINANCE_DB / 10)
         twist = 10 ** (DTMF_MAX_TWIST_DB / 10)
-        ok = (pr >= self._min_power) & (pc >= self._min_power)
         ok &= pr >= dominance * np.sort(rows, axis=1)[:, -2]
         ok &= pc >= dominance * np.sort(cols, axis=1)[:, -2]
         ok &= (pc <= twist * pr) & (pr <= twist * pc)
-        ok &= pr + pc >= DTMF_MIN_PURITY * _mean_power(windows)
         keys = np.where(ok, row * 4 + col, -1)
         if ok.any():
+            idx = np.arange(m)
+            best_offset = probes.argmax(axis=2)
             n_off = len(DTMF_OFFSETS)
             row_probe = row * n_off + best_offset[idx, row]
             col_probe = (4 + col) * n_off + best_offset[idx, 4 + col]
@@ -350,7 +371,7 @@ class ToneDetector:
         size = round(TONE_WINDOW_S * rate)
         hop = round(TONE_HOP_S * rate)
         self._win = _Windows(size, hop)
-        self._cos, self._sin = _probe_basis([freq * (1 + o) for o in TONE_OFFSETS], size, rate)
+        self._basis = np.hstack(_probe_basis([freq * (1 + o) for o in TONE_OFFSETS], size, rate))
         self._min_power = DBM0_POWER * 10 ** (min_level_dbm0 / 10)
         # a window is valid when about TONE_MIN_PURITY of it is tone, so the
         # first valid window ends that far into the tone (on average half a
@@ -377,11 +398,15 @@ class ToneDetector:
         windows, ends = self._win.push(samples)
         if len(ends) == 0:
             return []
-        if not self._on and (self._win.silent or _too_quiet(windows, self._min_power)):
+        if not self._on and self._win.silent:
             self._run = 0  # what every window below the level does while off
             return []
-        power = _probe_power(windows, self._cos, self._sin).max(axis=1)
-        valid = (power >= self._min_power) & (power >= TONE_MIN_PURITY * _mean_power(windows))
+        mean = _mean_power(windows)
+        if not self._on and _too_quiet(mean, self._min_power):
+            self._run = 0
+            return []
+        power = _probe_power(windows, self._basis).max(axis=1)
+        valid = (power >= self._min_power) & (power >= TONE_MIN_PURITY * mean)
         events: list[ToneEvent] = []
         for end, v in zip(ends.tolist(), valid.tolist(), strict=True):
             if v == self._on:
