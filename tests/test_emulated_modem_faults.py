@@ -221,8 +221,21 @@ def test_playback_takes_one_frame_per_tick_and_can_cuts_within_the_frame() -> No
     h.say(b"\x10\x18")  # DLE CAN: the rest is gone before the next frame
     frame = h.tick()
     assert frame is not None and not frame.any()
-    assert h.say(b"\x10\x03") == b""
+    # nothing left to play: DLE ETX ends the stream at once, not at the next tick
+    assert h.say(b"\x10\x03") == b"\r\nOK\r\n"
+    assert h.modem.mode == "command"
+
+
+def test_the_end_of_a_stream_waits_for_the_audio_still_buffered_and_no_longer() -> None:
+    h = _Harness("conexant-cx93001")
+    h.say(b"ATE0\rAT+FCLASS=8;+VLS=1\r")
+    h.say(b"AT+VTX\r")
+    h.say(bytes([0xC0]) * 2 * FRAME)
+    assert h.say(b"\x10\x03") == b""  # two frames to play first
     h.tick()
+    assert h.modem.mode == "tx"
+    frame = h.tick()
+    assert frame is not None and (frame == 0x4000).all()
     assert bytes(h.out).endswith(b"\r\nOK\r\n")
     assert h.modem.mode == "command"
 

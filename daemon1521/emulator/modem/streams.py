@@ -53,7 +53,13 @@ class StreamsMixin:
             self._tx_started = False
             self._underrun = False
         elif mode in ("tx", "duplex") and code == ETX:
+            # the chip plays what it buffered, then ends: with nothing left
+            # (a DLE CAN just cleared it, or the prompt has played out) that is
+            # now, since the last frame went to the line whole at the last
+            # tick; waiting for the next tick would add up to a frame the
+            # chip does not take
             self._draining = True
+            self._end_if_drained()
         elif mode == "duplex" and control.char == "^":
             self._tx_buf.clear()
             self._end_stream(etx=True)
@@ -93,12 +99,18 @@ class StreamsMixin:
                 self._event("u")
             data += codecs.silence(fmt, (need - len(data)) // width)
         frame = codecs.decode(data, fmt)
-        if self._draining and not buf and self._mode == "tx":
-            self._end_stream(etx=self.personality.voice.vtx_end_etx)
-        elif self._draining and not buf and self._mode == "duplex":
-            self._end_stream(etx=True)
+        self._end_if_drained()
         self._wake_reader()
         return frame
+
+    def _end_if_drained(self) -> None:
+        """End a stream the host ended (``DLE ETX``) once its buffer is empty."""
+        if not self._draining or self._tx_buf:
+            return
+        if self._mode == "tx":
+            self._end_stream(etx=self.personality.voice.vtx_end_etx)
+        elif self._mode == "duplex":
+            self._end_stream(etx=True)
 
     def _record_frame(self, frame: np.ndarray, events: list[tuple[int, bytes]]) -> None:
         v = self.personality.voice
