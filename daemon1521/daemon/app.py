@@ -34,6 +34,7 @@ from daemon1521.clock import Clock, LoopClock
 from daemon1521.config import Config, ConfigError, LineConfig, load_config
 from daemon1521.daemon.call import CallHandler
 from daemon1521.daemon.control import ControlServer, ControlSocketError, RequestError
+from daemon1521.daemon.heap import trim_heap_every
 from daemon1521.daemon.notify import Notifier, watchdog_interval, watchdog_loop
 from daemon1521.daemon.privacy import call_record, payment_record
 from daemon1521.daemon.supervisor import (
@@ -182,6 +183,7 @@ class Daemon:
         if not await self.supervisor.wait_initialised(READY_WAIT):
             logger.warning("some lines are still starting; reporting ready anyway")
         self._preload_codecs(prompts)
+        self._spawn(lambda: trim_heap_every(self.clock))
         self.notifier.ready(self.supervisor.status_text())
         logger.info("ready: {}", self.supervisor.status_text())
         interval = watchdog_interval(self.env)
