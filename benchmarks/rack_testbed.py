@@ -1,11 +1,12 @@
 """One test-bed process of the rack: an exchange, its modems, callers and the bank.
 
 ``benchmarks/rack.py`` starts one or more of these and the daemon beside them.
-The emulation costs about a core per 128 lines with payments (per-line Python
-at 50 frames a second: the modems' detectors and pty writes, the callers'
-ears), so a rack of 128 lines is split over several processes, each serving
-its share of the lines on its own exchange. The daemon cannot tell: its lines
-are pty links, wherever they lead.
+The emulation costs about three quarters of a core per 128 lines with
+payments (per-line Python at 50 frames a second: mostly the modems' DTMF and
+tone detectors and their receive path), and one process that busy misses
+its 20 ms deadlines, so a rack of 128 lines is split over several
+processes, each serving its share of the lines on its own exchange. The
+daemon cannot tell: its lines are pty links, wherever they lead.
 
 Each process has a telephone bank on the bank's number holding every caller's
 account, since the daemon's outbound pool does not care which exchange a line
