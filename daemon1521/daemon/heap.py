@@ -5,12 +5,14 @@ converted for the chip, received audio decoded, records built), most of it
 in blocks too small for glibc to map on their own. glibc keeps what is freed
 in its heap for reuse and gives back only the top of the heap, so one live
 block high up keeps every free page below it resident. In the rack's
-30-minute soaks the daemon's RSS kept growing after warm-up (2-4 MiB an hour)
-while its Python heap stayed flat, and the growth was in the main thread's
-heap. ``malloc_trim(0)`` releases free pages anywhere in the heap; on a
-20 MiB fragmented heap it takes under a millisecond, so the daemon calls it
-every :data:`TRIM_EVERY` seconds. Elsewhere (musl, macOS) there is no such
-call and nothing is done.
+30-minute soaks the daemon's RSS kept growing after warm-up (2-4 MiB an
+hour), and the growth was in the main thread's heap. ``malloc_trim(0)``
+releases free pages anywhere in the heap; on a 20 MiB fragmented heap it
+takes under a millisecond, so the daemon calls it every :data:`TRIM_EVERY`
+seconds. In a 30-minute soak at 32 lines that lowered the steady RSS by
+0.7 MiB and the slope from 3.8 to 2.3 MiB an hour: the rest of the growth
+is something else (benchmarks/README.md, Soak). Elsewhere (musl, macOS)
+there is no such call and nothing is done.
 """
 
 from __future__ import annotations
